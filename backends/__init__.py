@@ -1,0 +1,1 @@
+"""tinyir backends: lowering to a runtime's op set and code generation."""

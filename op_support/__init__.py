@@ -1,0 +1,1 @@
+"""tinyir operator-support tables and deployability rules, one module per backend."""

@@ -1,0 +1,1 @@
+"""tinyir passes: pure Graph -> PassResult transformations (see docs/ARCHITECTURE.md)."""
