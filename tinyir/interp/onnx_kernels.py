@@ -1,0 +1,1 @@
+"""Float reference kernels with ONNX semantics."""

@@ -1,0 +1,1 @@
+"""Declarations of the TFLite dialect (``tfl.*``): operands, options, inference, MACs."""
