@@ -1,0 +1,5 @@
+import sys
+
+from tinyir.cli import main
+
+sys.exit(main())
