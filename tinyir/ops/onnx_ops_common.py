@@ -88,9 +88,31 @@ def ishape(node, i: int):
 
 
 def const(node, i: int) -> np.ndarray | None:
-    """The array of constant operand ``i``, or None when omitted or computed."""
+    """The array of constant operand ``i``, or None when omitted or computed.
+
+    A constant is a value with ``const`` or the result of an ``onnx.Constant`` node
+    (importers keep those nodes; onnx's own inference reads through them too).
+    """
     v = operand(node, i)
-    return None if v is None or v.const is None else v.const
+    if v is None:
+        return None
+    if v.const is not None:
+        return v.const
+    p = v.producer
+    if p is not None and p.op == "onnx.Constant":
+        return constant_value(p.attrs)
+    return None
+
+
+def constant_value(attrs) -> np.ndarray | None:
+    """The array an ``onnx.Constant`` node with these attributes produces."""
+    if "value" in attrs:
+        return np.asarray(attrs["value"])
+    for name, dtype in (("value_float", np.float32), ("value_floats", np.float32),
+                        ("value_int", np.int64), ("value_ints", np.int64)):
+        if name in attrs:
+            return np.asarray(attrs[name], dtype=dtype)
+    return None
 
 
 def const_ints(node, i: int) -> list[int] | None:

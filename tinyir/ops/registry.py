@@ -19,7 +19,7 @@ from tinyir.errors import VerifyError
 from tinyir.types import TensorType
 
 InferFn = Callable[["Node"], list]  # noqa: F821
-MacsFn = Callable[["Node"], int]  # noqa: F821
+MacsFn = Callable[["Node"], "int | None"]  # noqa: F821  (None: shape not static)
 
 
 @dataclass(frozen=True)

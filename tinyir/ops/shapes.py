@@ -28,7 +28,7 @@ def broadcast(*shapes) -> tuple[Dim, ...] | None:
 def conv_out(size: Dim, kernel: int, stride: int, dilation: int, pad_total: int) -> Dim:
     """Output length of a convolution/pooling window over one spatial axis."""
     if not isinstance(size, int):
-        return size
+        return "?"
     eff = (kernel - 1) * dilation + 1
     return (size + pad_total - eff) // stride + 1
 
