@@ -73,7 +73,7 @@ def cmd_check(args) -> int:
 def _render_summary(con, path, s, backend: str) -> None:
     from rich.table import Table
 
-    from tinyir.summary import MAC_CONVENTION
+    from tinyir.summary import MAC_CONVENTION, PARAM_CONVENTION
 
     con.print(f"[bold]{path}[/bold]  graph {s.graph_name!r}, layout {s.layout or '-'}, "
               f"{s.n_nodes} nodes" + (f", {s.n_subgraphs} nested graphs" if s.n_subgraphs else "")
@@ -97,20 +97,20 @@ def _render_summary(con, path, s, backend: str) -> None:
     fig = Table(title="figures", show_header=False)
     fig.add_column("what")
     fig.add_column("value", justify="right")
-    fig.add_column("note")
-    fig.add_row("parameters", f"{s.params:,}", "constant elements except int64 shapes/axes")
+    fig.add_column("detail")
+    fig.add_row("parameters [1]", f"{s.params:,}", "")
     fig.add_row("weight bytes", _bytes(s.weight_bytes), "as stored in the model")
-    macs_note = MAC_CONVENTION
-    if s.macs_unknown:
-        macs_note += f"; {len(s.macs_unknown)} node(s) not counted (symbolic shapes)"
-    fig.add_row("MACs", f"{s.macs:,}", macs_note)
+    unknown = f"{len(s.macs_unknown)} node(s) not counted: symbolic shapes" if s.macs_unknown \
+        else ""
+    fig.add_row("MACs [2]", f"{s.macs:,}", unknown)
     a = s.largest_activation
     if a is not None:
         fig.add_row("largest activation", _bytes(a.nbytes),
                     f"%{a.name}: {a.dtype}{list(a.shape)}")
     con.print(fig)
-    con.print("[dim]Operator-support rules and SRAM/flash budgets are not checked yet by "
-              "this version: the summary above is what tinyir knows about the model.[/dim]\n")
+    con.print(f"[dim][1] {PARAM_CONVENTION}\n[2] {MAC_CONVENTION}[/dim]")
+    con.print("[dim]Operator-support rules and SRAM/flash budgets are not checked by this "
+              "version yet: the figures above are what tinyir knows about the model.[/dim]\n")
 
 
 def _bytes(n: int) -> str:
