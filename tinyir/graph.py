@@ -14,7 +14,9 @@ Vocabulary (this docstring is the spec):
 * A :class:`Graph` owns its nodes and values, lists its ``inputs`` and ``outputs``
   in order, records the ``layout`` the model was imported in (``NCHW``/``NHWC``; it
   is never changed silently) and keeps format metadata (``opsets``, ``metadata``).
-  A nested graph (an ``If`` branch) may read values of its enclosing graphs.
+  A nested graph (an ``If`` branch) may read values of its enclosing graphs; as in
+  ONNX, a nested graph must not define a name that it or its enclosing graphs read
+  from outside (no shadowing), and ``verify`` reports such a name as undefined.
 
 Passes use only this facade (``producer``, ``uses``, ``replace_all_uses``, ``remove``,
 ``verify``, ``nodes``); networkx stays inside this module.  Node iteration is a
