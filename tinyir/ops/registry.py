@@ -111,7 +111,7 @@ def verify_node(node) -> None:
     if not _count_ok(len(node.outputs), lo, hi):
         raise VerifyError(f"{node.name} ({node.op}): has {len(node.outputs)} results, "
                           f"the op defines {_span(lo, hi)}")
-    if d.attrs and not d.extra_attrs_ok:
+    if not d.extra_attrs_ok:
         unknown = sorted(set(node.attrs) - set(d.attrs))
         if unknown:
             raise VerifyError(f"{node.name} ({node.op}): unknown attribute(s) {', '.join(unknown)}")
