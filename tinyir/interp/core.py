@@ -38,6 +38,7 @@ class Interpreter:
 
     def __init__(self, graph: Graph):
         self.graph = graph
+        self.env: dict[str, np.ndarray] = {}  # scope of the graph now running (for If/Loop)
         missing = sorted({n.op for _, n in graph.walk() if n.op not in KERNELS})
         if missing:
             raise UnsupportedError("the reference interpreter has no kernel for "
@@ -58,11 +59,15 @@ class Interpreter:
             env[v.name] = np.asarray(feeds[v.name])
         for v in graph.constants:
             env[v.name] = v.const
-        for node in graph.nodes:
-            args = [None if v is None else env[v.name] for v in node.inputs]
-            results = KERNELS[node.op](node, args, self)
-            for v, r in zip(node.outputs, results):
-                env[v.name] = r
+        outer, self.env = self.env, env
+        try:
+            for node in graph.nodes:
+                args = [None if v is None else env[v.name] for v in node.inputs]
+                results = KERNELS[node.op](node, args, self)
+                for v, r in zip(node.outputs, results):
+                    env[v.name] = r
+        finally:
+            self.env = outer
         return {v.name: env[v.name] for v in graph.outputs}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyir.errors import UnsupportedError
+from tinyir.errors import UnsupportedError, VerifyError
 from tinyir.interp.core import kernel
 from tinyir.types import DType
 
@@ -21,7 +21,13 @@ def onnx_kernel(*ops: str):
 
     def deco(fn):
         def run(node, args, interp):
-            return [_as_declared(node, i, r) for i, r in enumerate(fn(node, args, interp))]
+            try:
+                results = fn(node, args, interp)
+            except (ValueError, IndexError, TypeError) as e:  # numpy refusing the operands
+                raise VerifyError(f"{node.name} ({node.op}): operands do not fit the op: "
+                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                                  ) from e
+            return [_as_declared(node, i, r) for i, r in enumerate(results)]
 
         run.__name__ = run.__qualname__ = fn.__name__
         run.__doc__ = fn.__doc__
@@ -32,12 +38,18 @@ def onnx_kernel(*ops: str):
 
 
 def _as_declared(node, i: int, r) -> np.ndarray:
+    """Result ``i`` as an array of its recorded element type; a shape that contradicts
+    the recorded (known) dims is an error, not something to pass on silently."""
     r = np.asarray(r)
     if i >= len(node.outputs):
         return r
-    dt = node.outputs[i].type.dtype
-    if dt != DType.STRING and r.dtype != dt.numpy:
-        r = r.astype(dt.numpy)
+    t = node.outputs[i].type
+    if t.dtype != DType.STRING and r.dtype != t.dtype.numpy:
+        r = r.astype(t.dtype.numpy)
+    if t.shape is not None and (len(t.shape) != r.ndim or any(
+            isinstance(d, int) and d != n for d, n in zip(t.shape, r.shape))):
+        raise VerifyError(f"{node.name} ({node.op}): result %{node.outputs[i].name} computes "
+                          f"shape {list(r.shape)}, but its type says {list(t.shape)}")
     return r
 
 
@@ -69,10 +81,16 @@ def ints(a) -> list[int]:
 
 
 def unsupported(node, what: str):
+    """Raise: the (valid) node uses a form this interpreter does not handle."""
     raise UnsupportedError(f"{node.name} ({node.op}): {what}")
 
 
-def spatial_pads(node, in_shape, kernel, strides, dilations, ceil_mode: bool = False):
+def malformed(node, what: str):
+    """Raise: the node's operands break the op's definition."""
+    raise VerifyError(f"{node.name} ({node.op}): {what}")
+
+
+def spatial_pads(node, in_shape, kernel, strides, dilations):
     """(begin, end) pads per spatial axis from ``pads`` / ``auto_pad`` (ONNX conv/pool rules)."""
     n = len(kernel)
     auto = astr(node, "auto_pad", "NOTSET")
