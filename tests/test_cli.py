@@ -39,8 +39,8 @@ def test_version_and_help():
 
 def test_check_example_model():
     r = tinyir("check", KWS_CNN, "--backend", "tflm")
-    assert r.returncode == 0, r.stderr
-    for text in ("ops by type", "onnx.Conv", "MACs", "largest activation", "parameters"):
+    assert r.returncode == 0, r.stdout + r.stderr
+    for text in ("deployable", "SRAM", "flash", "MACs", "parameters", "op coverage"):
         assert text in r.stdout
 
 
@@ -51,8 +51,9 @@ def test_check_json_and_several_models():
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert len(doc["models"]) == 2
-    m = doc["models"][0]
+    m = doc["models"][0]["summary"]
     assert m["ops"]["onnx.Conv"] == 5
+    assert m["macs"] == 488_384  # stem 160,000 + dw 2 x 36,000 + pw 2 x 128,000 + fc 384
     assert m["largest_activation"]["bytes"] == 32 * 25 * 5 * 4
     assert "mac_convention" in m
 

@@ -1,4 +1,4 @@
-"""The ``tinyir`` command: show, check, opt, passes.
+"""The ``tinyir`` command: show, check, opt, passes, ops, boards.
 
 Exit codes: 0 success (for ``check``: deployable), 1 findings, 2 bad input or bad
 options (one line on stderr, never a traceback), 3 an internal error in tinyir.
@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from tinyir import __version__
-from tinyir.errors import TinyIRError
+from tinyir.errors import InputError, TinyIRError
 
-BACKENDS = ("tflm", "tinyengine", "utensor", "c")
+BACKENDS = ("tflm", "tinyengine", "utensor")
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
@@ -51,74 +53,78 @@ def cmd_show(args) -> int:
 
 def cmd_check(args) -> int:
     from tinyir.formats import load
-    from tinyir.summary import summarize
+    from tinyir.op_support.boards import get_board, parse_size
+    from tinyir.op_support.report import (apply_baseline, check_model, load_baseline,
+                                          to_json_doc, to_sarif)
 
+    board = get_board(args.board) if args.board else None
+    sram = parse_size(args.sram, "--sram") if args.sram else None
+    flash = parse_size(args.flash, "--flash") if args.flash else None
+    tolerance = _tolerance(args.tolerance)
+    baseline = load_baseline(args.baseline) if args.baseline else None
     reports = []
     for path in args.models:
-        g = load(path)
-        g.verify()
-        reports.append((path, summarize(g)))
-    if args.format == "json":
-        doc = {"tinyir_version": __version__, "schema": "tinyir.check.summary/1",
-               "backend": args.backend,
-               "models": [dict(model=str(p), **s.to_json()) for p, s in reports]}
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        r = check_model(load(path), str(path), args.backend, board, sram, flash)
+        if baseline is not None:
+            apply_baseline(r, baseline, args.baseline, tolerance)
+        reports.append(r)
+    if args.format in ("json", "sarif"):
+        doc = to_json_doc(reports) if args.format == "json" else to_sarif(reports)
+        text = json.dumps(doc, indent=2) + "\n"
+        if args.output:
+            _write_atomic(args.output, text)
+        else:
+            sys.stdout.write(text)
     else:
+        from tinyir.op_support.render import render
+
         con = _console()
-        for path, s in reports:
-            _render_summary(con, path, s, args.backend)
+        for r in reports:
+            render(con, r)
+    return EXIT_OK if all(r.passed for r in reports) else EXIT_FINDINGS
+
+
+def _tolerance(text: str) -> float:
+    t = text.strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise InputError(f"--tolerance {text!r} is not a number or a percentage") from None
+    if not 0 <= value <= 10:
+        raise InputError(f"--tolerance {text!r} is out of range")
+    return value
+
+
+def _write_atomic(path: str, text: str) -> None:
+    p = Path(path)
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"{p}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cmd_ops(args) -> int:
+    from tinyir.op_support.check import load_table
+    from tinyir.op_support.docs import supported_ops_markdown
+
+    sys.stdout.write(supported_ops_markdown(load_table(args.backend)))
     return EXIT_OK
 
 
-def _render_summary(con, path, s, backend: str) -> None:
-    from rich.table import Table
+def cmd_boards(args) -> int:
+    from tinyir.op_support.boards import BOARDS, fmt_size
 
-    from tinyir.summary import MAC_CONVENTION, PARAM_CONVENTION
-
-    con.print(f"[bold]{path}[/bold]  graph {s.graph_name!r}, layout {s.layout or '-'}, "
-              f"{s.n_nodes} nodes" + (f", {s.n_subgraphs} nested graphs" if s.n_subgraphs else "")
-              + f"  (backend: {backend}; IR verified)")
-    io = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    io.add_column("")
-    io.add_column("name")
-    io.add_column("type")
-    for n, t in s.inputs:
-        io.add_row("input", n, t)
-    for n, t in s.outputs:
-        io.add_row("output", n, t)
-    con.print(io)
-    ops = Table(title="ops by type", show_header=True, header_style="bold")
-    ops.add_column("op")
-    ops.add_column("count", justify="right")
-    ops.add_column("known to tinyir")
-    for op, count in s.ops.items():
-        ops.add_row(op, str(count), "no (opaque)" if op in s.opaque_ops else "yes")
-    con.print(ops)
-    fig = Table(title="figures", show_header=False)
-    fig.add_column("what")
-    fig.add_column("value", justify="right")
-    fig.add_column("detail")
-    fig.add_row("parameters [1]", f"{s.params:,}", "")
-    fig.add_row("weight bytes", _bytes(s.weight_bytes), "as stored in the model")
-    unknown = f"{len(s.macs_unknown)} node(s) not counted: symbolic shapes" if s.macs_unknown \
-        else ""
-    fig.add_row("MACs [2]", f"{s.macs:,}", unknown)
-    a = s.largest_activation
-    if a is not None:
-        fig.add_row("largest activation", _bytes(a.nbytes),
-                    f"%{a.name}: {a.dtype}{list(a.shape)}")
-    con.print(fig)
-    con.print(f"[dim][1] {PARAM_CONVENTION}\n[2] {MAC_CONVENTION}[/dim]")
-    con.print("[dim]Operator-support rules and SRAM/flash budgets are not checked by this "
-              "version yet: the figures above are what tinyir knows about the model.[/dim]\n")
-
-
-def _bytes(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.1f} KiB ({n:,} B)"
-    return f"{n / 1024 / 1024:.2f} MiB ({n:,} B)"
+    for b in BOARDS.values():
+        print(f"{b.name:20} {fmt_size(b.sram):>10} SRAM {fmt_size(b.flash):>10} flash  {b.mcu}"
+              + (f"  ({b.note})" if b.note else ""))
+    return EXIT_OK
 
 
 def cmd_opt(args) -> int:
@@ -168,14 +174,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="elide constants larger than N bytes (default 256)")
     s.set_defaults(fn=cmd_show)
 
-    c = sub.add_parser("check", help="load, verify and summarise models for a backend",
-                       description="Load and verify models and summarise them: ops by type, "
-                       "parameters, MACs, largest activation.")
-    c.add_argument("models", nargs="+", metavar="MODEL", help="model files")
+    c = sub.add_parser(
+        "check", help="say whether models deploy on a backend and board, and why not",
+        description="Lower each model for the backend, check every op against the backend's "
+        "table and the budget, and report every finding. Exit 0 deployable, 1 not (or the "
+        "gate failed), 2 bad input.")
+    c.add_argument("models", nargs="+", metavar="MODEL", help="model files (.onnx, .tflite, .tir)")
     c.add_argument("--backend", choices=BACKENDS, default="tflm", help="target runtime")
-    c.add_argument("--format", choices=("table", "json"), default="table",
-                   help="table for people, json for machines")
+    c.add_argument("--board", metavar="NAME", help="board preset for the budgets (tinyir boards)")
+    c.add_argument("--sram", metavar="SIZE", help="SRAM budget, e.g. 256KiB (overrides --board)")
+    c.add_argument("--flash", metavar="SIZE", help="flash budget, e.g. 1MiB (overrides --board)")
+    c.add_argument("--format", choices=("table", "json", "sarif"), default="table",
+                   help="table for people; json (schema tinyir.check/1) or sarif for machines")
+    c.add_argument("-o", "--output", metavar="FILE", help="write json/sarif to FILE")
+    c.add_argument("--baseline", metavar="REPORT", help="a previous --format json report: fail "
+                   "only on growth beyond --tolerance or on findings not in it")
+    c.add_argument("--tolerance", default="0", metavar="PCT",
+                   help="allowed SRAM/flash growth against --baseline, e.g. 5%% (default 0)")
     c.set_defaults(fn=cmd_check)
+
+    ops = sub.add_parser("ops", help="print a backend's supported-ops page",
+                         description="Print the supported ops and rules of a backend (Markdown).")
+    ops.add_argument("--backend", choices=BACKENDS, default="tflm")
+    ops.set_defaults(fn=cmd_ops)
+
+    b = sub.add_parser("boards", help="list board presets", description="List board presets.")
+    b.set_defaults(fn=cmd_boards)
 
     o = sub.add_parser("opt", help="run passes and write the model",
                        description="Run a pass pipeline and write the model; the output "
