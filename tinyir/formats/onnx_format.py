@@ -79,15 +79,15 @@ def read_onnx(data: bytes, path: Path | None = None) -> Graph:
     if _uses_external_data(model.graph):
         _load_external_data(model, path, label)
     work = _with_all_domains(model)
-    try:
-        onnx.checker.check_model(work)
-    except onnx.checker.ValidationError as e:
-        raise InputError(f"{label}: ONNX checker: {_first_line(e)}") from None
-    try:
+    try:  # inference first: it also types graph outputs that the file leaves untyped
         work = onnx.shape_inference.infer_shapes(work, check_type=False, strict_mode=False,
                                                  data_prop=True)
     except Exception as e:  # onnx raises InferenceError for inconsistent models
         raise InputError(f"{label}: ONNX shape inference: {_first_line(e)}") from None
+    try:
+        onnx.checker.check_model(work)
+    except onnx.checker.ValidationError as e:
+        raise InputError(f"{label}: ONNX checker: {_first_line(e)}") from None
     return _Importer(label).model(work)
 
 
