@@ -83,6 +83,8 @@ def check_graph(graph: Graph, backend: str, origin: Callable[[Node], str] | None
         key = op_key(node)
         spec = table.ops.get(key)
         if spec is None:
+            if table.own_unsupported_rule:
+                continue
             custom = f" (custom op {node.attrs.get('custom_code')!r})" if node.op == "tfl.CUSTOM" \
                 else ""
             add(unsupported, node, {"backend": backend, "op": node.op, "custom": custom})

@@ -131,6 +131,9 @@ class Table:
         self.source = source
         self.ops: dict[str, OpSpec] = {}
         self.rules: list[Rule] = []
+        # True when the table reports unlisted ops with rules of its own (whose message says
+        # what that runtime does with them) instead of the generic "<backend>.op.unsupported"
+        self.own_unsupported_rule = False
 
     def op(self, op: str, dtypes: Iterable[tuple[str, str]] = (), max_rank: int | None = None,
            note: str = "") -> None:

@@ -93,6 +93,9 @@ def feed_forward(graph, ctx):
     return [{"_node": n, "why": "; ".join(w)} for n, w in why.items()]
 
 
+TABLE.own_unsupported_rule = True  # missing-stub below says what uTensor does instead
+
+
 @TABLE.graph_rule("utensor.op.missing-stub", category=UNSUPPORTED_OP)
 def missing_stub(graph, ctx):
     """utensor_cgen has no lowering for {op}{custom}: it only logs "{name} is missing" and

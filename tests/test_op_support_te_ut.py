@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests import corpus
+import corpus
 from tinyir.formats import load
 from tinyir.graph import Graph
 from tinyir.op_support import tinyengine, utensor
@@ -495,7 +495,6 @@ def _probe_names(bad: bool):
 
 
 UT_CASES = {
-    "utensor.op.unsupported": (lambda: _probe_chain("residual"), lambda: _probe_chain("chain")),
     "utensor.op.dtype": (lambda: _u8_probe(), lambda: _probe_chain("chain")),
     "utensor.op.rank": (lambda: _rank_probe(5), lambda: _rank_probe(4)),
     "utensor.graph.feed-forward": (lambda: _probe_chain("fanout"), lambda: _probe_chain("chain")),
@@ -548,8 +547,15 @@ def test_rule_fires_on_its_probe_and_not_on_the_passing_variant(rule, backend, b
 @pytest.mark.parametrize("table,cases", [(tinyengine.TABLE, TE_CASES), (utensor.TABLE, UT_CASES)],
                          ids=["tinyengine", "utensor"])
 def test_every_rule_has_a_probe(table, cases):
-    generic = {f"{table.backend}.op.{x}" for x in ("unsupported", "dtype", "rank")}
+    kinds = ("dtype", "rank") if table.own_unsupported_rule else ("unsupported", "dtype", "rank")
+    generic = {f"{table.backend}.op.{x}" for x in kinds}
     assert set(table.rule_ids()) | generic == set(cases)
+
+
+def test_utensor_reports_missing_ops_once_with_its_own_message():
+    found = check_graph(_probe_chain("residual"), "utensor")
+    rules = [f.rule for f in found if f.op == "tfl.ADD"]
+    assert "utensor.op.missing-stub" in rules and "utensor.op.unsupported" not in rules
 
 
 def test_te_s_cases_are_errors_except_the_environment_one():
