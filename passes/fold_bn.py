@@ -223,8 +223,7 @@ def _fold_backward(g: Graph, bn: Node, s: np.ndarray, t: np.ndarray) -> str | No
     if p.op == "onnx.Gemm":
         attrs.update({k: v for k, v in p.attrs.items() if k in ("transA",)})
     gemm = g.add_node("onnx.Gemm", [p.inputs[0], w_const, b_const],
-                      [(g.unique_name(f"{x.name}_gemm"), x.type)], attrs,
-                      name=g.unique_name(p.name))
+                      [(g.unique_name(f"{x.name}_gemm"), x.type)], attrs, name=p.name)
     _replace_bn(g, bn, gemm.outputs[0])
     g.remove(p)
     return None

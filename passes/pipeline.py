@@ -38,6 +38,8 @@ def parse_pipeline(text: str) -> list[Pass]:
 
 
 def _make(name: str, opts: str | None) -> Pass:
+    import tinyir.backends.tflm.lower  # noqa: F401  (registers lower-tflm)
+
     cls = PASSES.get(name)
     if cls is None:
         known = ", ".join(sorted(PASSES))
