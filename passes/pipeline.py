@@ -37,10 +37,21 @@ def parse_pipeline(text: str) -> list[Pass]:
     return passes
 
 
-def _make(name: str, opts: str | None) -> Pass:
-    import tinyir.backends.tflm.lower  # noqa: F401  (registers lower-tflm)
+PASS_MODULES = ("tinyir.passes.dce", "tinyir.passes.fold_bn", "tinyir.passes.quantize",
+                "tinyir.backends.tflm.lower")
 
-    cls = PASSES.get(name)
+
+def all_passes() -> dict[str, type[Pass]]:
+    """Every registered pass by name (imports the pass modules on first use)."""
+    import importlib
+
+    for module in PASS_MODULES:
+        importlib.import_module(module)
+    return PASSES
+
+
+def _make(name: str, opts: str | None) -> Pass:
+    cls = all_passes().get(name)
     if cls is None:
         known = ", ".join(sorted(PASSES))
         raise InputError(f"unknown pass {name!r}; known passes: {known}")

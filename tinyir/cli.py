@@ -147,10 +147,11 @@ def cmd_opt(args) -> int:
 
 
 def cmd_passes(args) -> int:
-    from tinyir.passes import PASSES
+    from tinyir.passes import all_passes
 
-    for name in sorted(PASSES):
-        print(f"{name:16} {PASSES[name].summary()}")
+    passes = all_passes()
+    for name in sorted(passes):
+        print(f"{name:16} {passes[name].summary()}")
     return EXIT_OK
 
 
