@@ -20,7 +20,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tests import corpus
+import corpus
 from tinyir.graph import Graph
 from tinyir.interp import run
 from tinyir.interp import tfl_quant as fx
@@ -122,10 +122,7 @@ def test_int16_lut_interpolation_matches_float():
 # ---- corpus models against the tflite-micro interpreter -------------------------------
 
 ARENA = 16 << 20
-NOT_IMPLEMENTED = {
-    "tflm_audio_preprocessor_int8.tflite":
-        "TFLM Signal* custom ops (window, int16 RFFT, filter bank, PCAN) have no tinyir kernel",
-}
+NOT_IMPLEMENTED: dict[str, str] = {}
 
 _ORACLE = textwrap.dedent("""
     import json, sys

@@ -396,3 +396,4 @@ def dequantize(node, args, interp):
 from tinyir.interp import tfl_activation as _tfl_activation  # noqa: E402,F401
 from tinyir.interp import tfl_recurrent as _tfl_recurrent  # noqa: E402,F401
 from tinyir.interp import tfl_shape as _tfl_shape  # noqa: E402,F401
+from tinyir.interp import tfl_signal as _tfl_signal  # noqa: E402,F401
