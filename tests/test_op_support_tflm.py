@@ -20,7 +20,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tests import corpus
+import corpus
 from tinyir.graph import Graph
 from tinyir.op_support.check import check_graph, load_table
 from tinyir.types import DType, QuantParams, TensorType

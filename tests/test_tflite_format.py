@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tflite
 
-from tests import corpus
+import corpus
 from tinyir.compare import graph_diff
 from tinyir.errors import InputError, TinyIRError, UnsupportedError
 from tinyir.formats import load, save
