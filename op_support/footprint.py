@@ -55,7 +55,7 @@ def weights_bytes(graph: Graph) -> int:
                if v.type.dtype != DType.STRING)
 
 
-def op_io_peak(graph: Graph) -> tuple[int, str | None]:
+def op_io_peak(graph: Graph, origin=None) -> tuple[int, str | None]:
     """Largest sum of one node's non-constant operand and result bytes, and the node."""
     best, where = 0, None
     for _, node in graph.walk():
@@ -66,11 +66,11 @@ def op_io_peak(graph: Graph) -> tuple[int, str | None]:
             seen.add(v.name)
             total += v.type.nbytes or 0
         if total > best:
-            best, where = total, node.name
+            best, where = total, origin(node) if origin else node.name
     return best, where
 
 
-def sram_figure(graph: Graph, backend: str) -> tuple[Figure, Figure | None]:
+def sram_figure(graph: Graph, backend: str, origin=None) -> tuple[Figure, Figure | None]:
     """(host/generic figure, 32-bit MCU figure or None)."""
     try:
         from tinyir.passes.memory import arena_figures
@@ -80,7 +80,7 @@ def sram_figure(graph: Graph, backend: str) -> tuple[Figure, Figure | None]:
         got = arena_figures(graph, backend)
         if got is not None:
             return got
-    peak, where = op_io_peak(graph)
+    peak, where = op_io_peak(graph, origin)
     return Figure(peak, f"largest sum of one op's inputs and outputs ({where}); no memory plan, "
                   "so the real arena is at least this"), None
 
@@ -104,7 +104,8 @@ def flash_figure(graph: Graph, backend: str) -> tuple[Figure, int, int]:
                   "kernels)"), w, code
 
 
-def footprint(graph: Graph, backend: str) -> Footprint:
-    sram, sram_mcu = sram_figure(graph, backend)
+def footprint(graph: Graph, backend: str, origin=None) -> Footprint:
+    """SRAM and flash of ``graph`` (lowered for ``backend``); ``origin`` names user nodes."""
+    sram, sram_mcu = sram_figure(graph, backend, origin)
     flash, w, code = flash_figure(graph, backend)
     return Footprint(sram, flash, w, code, sram_mcu)

@@ -112,7 +112,7 @@ def check_model(graph: Graph, model: str, backend: str, board: Board | None = No
     lowered = lower_for(backend, graph)
     findings = list(lowered.findings)
     findings += check_graph(lowered.graph, backend, origin=lowered.origin_of)
-    fp = footprint(lowered.graph, backend)
+    fp = footprint(lowered.graph, backend, lowered.origin_of)
     sram_budget = sram if sram is not None else (board.sram if board else None)
     flash_budget = flash if flash is not None else (board.flash if board else None)
     on_board = f" of {board.name}" if board else ""
