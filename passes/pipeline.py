@@ -38,7 +38,7 @@ def parse_pipeline(text: str) -> list[Pass]:
 
 
 PASS_MODULES = ("tinyir.passes.dce", "tinyir.passes.fold_bn", "tinyir.passes.quantize",
-                "tinyir.backends.tflm.lower")
+                "tinyir.passes.prune", "tinyir.backends.tflm.lower")
 
 
 def all_passes() -> dict[str, type[Pass]]:

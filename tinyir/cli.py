@@ -135,9 +135,14 @@ def cmd_opt(args) -> int:
     passes = parse_pipeline(args.pipeline) if args.pipeline else []
     g = load(args.model)
     g.verify()
+    err = _console(sys.stderr)
+
+    if args.explain:
+        for p in passes:
+            if hasattr(p, "explain"):
+                print(p.explain(g))
     g, results = run_passes(g, passes)
     save(g, args.output)
-    err = _console(sys.stderr)
     for p, r in zip(passes, results):
         stats = ", ".join(f"{k}={v}" for k, v in r.stats.items())
         err.print(f"{p.name}: {'changed' if r.changed else 'no change'}"
@@ -209,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("model", help="model file")
     o.add_argument("-p", "--pipeline", help='passes, e.g. "dce" (see tinyir passes)')
     o.add_argument("-o", "--output", required=True, help="output file")
+    o.add_argument("--explain", action="store_true",
+                   help="print what the passes will act on (prune: its channel groups)")
     o.set_defaults(fn=cmd_opt)
 
     ps = sub.add_parser("passes", help="list the available passes",
