@@ -1,8 +1,9 @@
 """SRAM and flash figures for ``tinyir check``, each with the method that produced it.
 
-* **SRAM**: the tensor arena from the memory planner when it can plan the graph for
-  the backend; otherwise the largest sum of one op's non-constant inputs and outputs
-  (a lower bound on any arena, said so in the report).
+* **SRAM**: the tensor arena from the memory planner (``tinyir.passes.memory``) when it
+  can plan the graph for the backend: for TFLM the minimum arena the real interpreter
+  accepts (64-bit host build) and a 32-bit MCU estimate; otherwise the largest sum of
+  one op's non-constant inputs and outputs (a lower bound, said so in the report).
 * **Flash**: the model as stored on the device plus an estimate of the runtime's code.
   For TFLM the stored model is the .tflite flatbuffer (exact when the graph exports);
   otherwise the constant bytes.  Code size is estimated from TFLM's documented
@@ -71,17 +72,33 @@ def op_io_peak(graph: Graph, origin=None) -> tuple[int, str | None]:
 
 
 def sram_figure(graph: Graph, backend: str, origin=None) -> tuple[Figure, Figure | None]:
-    """(host/generic figure, 32-bit MCU figure or None)."""
+    """(host/generic figure, 32-bit MCU figure or None): the planner's arena when it can
+    plan the graph, else the largest single-op input+output sum (a lower bound)."""
+    from tinyir.errors import TinyIRError
+    from tinyir.passes.memory import plan_memory
+
     try:
-        from tinyir.passes.memory import arena_figures
-    except ImportError:
-        arena_figures = None
-    if arena_figures is not None:
-        got = arena_figures(graph, backend)
-        if got is not None:
-            return got
+        plan = plan_memory(graph, backend).to_json()
+    except TinyIRError as e:
+        why = f"no memory plan: {e}"
+    else:
+        if backend == "tflm" and plan.get("tflm_arena_bytes"):
+            opt = plan.get("tflm_optimized_arena_bytes")
+            better = f"; {opt:,} B with tinyir's offline plan (tinyir compile)" \
+                if opt and opt < plan["tflm_arena_bytes"] else ""
+            host = Figure(plan["tflm_arena_bytes"], "minimum tensor arena of TFLM's own planner "
+                          f"(head {plan['tflm_head_bytes']:,} B + persistent tail "
+                          f"{plan['tflm_tail_bytes']:,} B; 64-bit host build){better}")
+            mcu = Figure(plan["tflm_mcu32_arena_bytes_estimate"],
+                         "estimate for a 32-bit MCU build (smaller pointer structs in the tail)")
+            return host, mcu
+        if "optimized_arena_bytes" in plan:
+            return Figure(plan["optimized_arena_bytes"],
+                          f"arena planned by tinyir for {backend} (lower bound "
+                          f"{plan['lower_bound_bytes']:,} B)"), None
+        why = "no memory plan for this backend"
     peak, where = op_io_peak(graph, origin)
-    return Figure(peak, f"largest sum of one op's inputs and outputs ({where}); no memory plan, "
+    return Figure(peak, f"largest sum of one op's inputs and outputs ({where}); {why}, "
                   "so the real arena is at least this"), None
 
 
