@@ -1,4 +1,4 @@
-"""The ``tinyir`` command: show, check, opt, passes, ops, boards.
+"""The ``tinyir`` command: show, check, opt, plan, compile, passes, ops, boards.
 
 Exit codes: 0 success (for ``check``: deployable), 1 findings, 2 bad input or bad
 options (one line on stderr, never a traceback), 3 an internal error in tinyir.
@@ -217,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--explain", action="store_true",
                    help="print what the passes will act on (prune: its channel groups)")
     o.set_defaults(fn=cmd_opt)
+
+    from tinyir.backends.cli import add_compile_parser
+    from tinyir.passes.memory.cli import add_plan_parser
+
+    add_plan_parser(sub)
+    add_compile_parser(sub)
 
     ps = sub.add_parser("passes", help="list the available passes",
                         description="List the passes a pipeline can name.")
