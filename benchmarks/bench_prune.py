@@ -62,8 +62,8 @@ def main() -> int:
                       f"{s['params'][0]:>6}->{s['params'][1]:<6} {time.time() - t0:5.1f}  "
                       f"(drop {base - acc:.2f})")
         print("\n## prune to a budget (tflm)")
-        cases = [("trained/digits_resdw_bn.onnx", "int8, sram=2KiB flash=42KiB",
-                  f"prune{{fit=tflm,sram=2KiB,flash=42KiB,int8=true,calib={calib},samples=50}}"),
+        cases = [("trained/digits_resdw_bn.onnx", "int8, sram=6KiB flash=42KiB",
+                  f"prune{{fit=tflm,sram=6KiB,flash=42KiB,int8=true,calib={calib},samples=50}}"),
                  ("onnx-from-tflite/mlperf_ic_resnet8_fp32.onnx", "float, board microbit-v2",
                   "prune{fit=tflm,board=microbit-v2}"),
                  ("onnx-from-tflite/mlperf_vww_mbv1_fp32.onnx", "float, board arduino-uno",

@@ -11,12 +11,16 @@ For each trained digits model (``MODELS_DIR/trained``; test split ``digits_test.
   the tinyir int8 reference interpreter must give the same bytes ("bit-exact" column);
 * onnxruntime ``quantize_static`` (QDQ, per-channel int8, MinMax and Entropy) on the
   same calibration images, run in onnxruntime;
-* ``tinyir check --backend tflm`` errors on every tinyir model.
+* tinyir's minmax model exported as ONNX QDQ (``passes/qdq.py`` ``to_onnx_qdq``) and run
+  in onnxruntime;
+* ``tinyir check --backend tflm`` errors on every model, onnxruntime's QDQ models
+  included (they are lowered to int8 TFLite ops with their own params,
+  ``backends/tflm/lower_qdq.py``).
 
 Calibration uses the first N images of the *training* split that digits_results.json
 records (sklearn ``load_digits``, pixel/16, stratified 75/25, random_state=0); the test
 split is only ever used for accuracy.  A last table quantizes a small Conv/Concat/
-Sigmoid/Softmax model with both tools and checks the TFLite rules TFLM enforces.
+Sigmoid/Softmax model with both tools and runs ``check_model(..., "tflm")`` on both.
 """
 
 from __future__ import annotations
@@ -129,7 +133,19 @@ def tinyir_row(model_path, pipeline, x_test, y_test, tmp):
     ref = np.concatenate([run(g, {g.inputs[0].name: xq[i:i + 1]})[g.outputs[0].name]
                           for i in range(len(xq))])
     acc = float(np.mean(tflm.reshape(len(y_test), -1).argmax(1) == y_test))
-    return acc, bool(np.array_equal(tflm, ref)), tflm_errors(g), t_q
+    return acc, bool(np.array_equal(tflm, ref)), tflm_errors(g), t_q, g
+
+
+def _errs(errs: list[str]) -> str:
+    return str(len(errs)) + (f" {sorted(set(errs))}" if errs else "")
+
+
+def _qdq_export_accuracy(g, path: Path, x_test, y_test) -> float:
+    from tinyir.formats.onnx_format import write_onnx_bytes
+    from tinyir.passes.qdq import to_onnx_qdq
+
+    path.write_bytes(write_onnx_bytes(to_onnx_qdq(g)))
+    return ort_accuracy(path, x_test, y_test)
 
 
 def digits_table(models: Path, samples: int, con: Console) -> None:
@@ -154,17 +170,22 @@ def digits_table(models: Path, samples: int, con: Console) -> None:
             variants.append(("tinyir datafree (no data)",
                              "quantize{datafree=1,input_range=0:1}"))
             for label, pipe in variants:
-                acc, exact, errs, t_q = tinyir_row(src, pipe, x_test, y_test, tmp)
+                acc, exact, errs, t_q, g = tinyir_row(src, pipe, x_test, y_test, tmp)
                 table.add_row("", label, "tflite-micro", f"{100 * acc:.2f}",
                               f"{100 * (acc - f_acc):+.2f}", "yes" if exact else "NO",
-                              str(len(errs)) + (f" {sorted(set(errs))}" if errs else ""),
-                              f"{t_q:.1f}")
+                              _errs(errs), f"{t_q:.1f}")
+                if label == "tinyir minmax":
+                    qdq_acc = _qdq_export_accuracy(g, tmp / "tinyir_qdq.onnx", x_test, y_test)
+                    table.add_row("", "tinyir minmax -> ONNX QDQ export", "onnxruntime",
+                                  f"{100 * qdq_acc:.2f}", f"{100 * (qdq_acc - f_acc):+.2f}", "",
+                                  _errs(tflm_errors(tinyir.load(tmp / "tinyir_qdq.onnx"))), "")
             for m in ("minmax", "entropy"):
                 dst = tmp / f"ort_{m}.onnx"
                 ort_quantize(src, dst, calib, m)
                 acc = ort_accuracy(dst, x_test, y_test)
                 table.add_row("", f"onnxruntime quantize_static {m} (QDQ)", "onnxruntime",
-                              f"{100 * acc:.2f}", f"{100 * (acc - f_acc):+.2f}", "", "n/a", "")
+                              f"{100 * acc:.2f}", f"{100 * (acc - f_acc):+.2f}", "",
+                              _errs(tflm_errors(tinyir.load(dst))), "")
     con.print(table)
 
 
@@ -195,28 +216,18 @@ def rules_model(path: Path) -> None:
     onnx.save(model, path)
 
 
-def ort_rule_violations(path: Path) -> list[str]:
-    """The TFLM rules (op_support/tflm_quant.py) that onnxruntime's QDQ params break."""
-    from tinyir.passes.qdq import params_at, read_qdq_params
+def check_rows(graph) -> list[str]:
+    """Error findings of ``check_model(graph, ..., "tflm")`` by rule: nodes, first message."""
+    from tinyir.op_support.report import check_model
 
-    g = tinyir.load(path)
-    params = read_qdq_params(g)
+    by_rule: dict[str, list] = {}
+    for f in check_model(graph, "model", "tflm").findings:
+        if f.severity == "error":
+            by_rule.setdefault(f.rule, []).append(f)
     out = []
-    for n in g.nodes:
-        if n.op == "onnx.Concat":
-            got = [params_at(g, v.name, params) for v in n.inputs]
-            want = params.get(n.outputs[0].name)
-            bad = [(p.scale[0], p.zero_point[0]) for p in got if p != want]
-            if bad:
-                out.append(f"tflm.concat.same-qparams: Concat inputs {bad} vs output "
-                           f"{(want.scale[0], want.zero_point[0])}")
-        for op, rule in (("onnx.Softmax", "tflm.softmax.int8-output"),
-                         ("onnx.Sigmoid", "LOGISTIC kernel assumes (1/256, -128)")):
-            if n.op == op:
-                p = params.get(n.outputs[0].name)
-                if p is not None and (p.scale[0] != 1 / 256 or p.zero_point[0] != -128):
-                    out.append(f"{rule}: {n.op_type} output ({p.scale[0]:.10f}, "
-                               f"{p.zero_point[0]}), TFLM needs (0.00390625, -128)")
+    for rule, fs in by_rule.items():
+        msg = fs[0].message if len(fs[0].message) < 150 else fs[0].message[:147] + "..."
+        out.append(f"{rule} ({', '.join(f.node for f in fs)}): {msg}")
     return out
 
 
@@ -228,7 +239,6 @@ def rules_table(con: Console) -> None:
         calib = np.random.default_rng(1).normal(0, 1, (64, 1, 3, 8, 8)).astype(np.float32)
         np.savez(tmp / "calib.npz", x=calib[:, 0])
         g, _ = tinyir.run_passes(tinyir.load(src), f"quantize{{calib={tmp / 'calib.npz'}}}")
-        errs = tflm_errors(g)
         from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                               quantize_static)
 
@@ -239,19 +249,20 @@ def rules_table(con: Console) -> None:
             def get_next(self):
                 return next(self.it, None)
 
-        quantize_static(str(src), str(tmp / "ort.onnx"), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8)
-        viol = ort_rule_violations(tmp / "ort.onnx")
+        rows = [("tinyir quantize", check_rows(g))]
+        for label, act in (("QInt8", QuantType.QInt8), ("QUInt8", QuantType.QUInt8)):
+            dst = tmp / f"ort_{label}.onnx"
+            quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=act, weight_type=QuantType.QInt8)
+            rows.append((f"onnxruntime quantize_static QDQ, {label} activations, lowered by "
+                         "tinyir", check_rows(tinyir.load(dst))))
         sm = g.outputs[0].type.quant
-        cat = [n for n in g.nodes if n.op == "tfl.CONCATENATION"][0]
-        table = Table(title="TFLite rules on a Conv/Concat/Sigmoid/Softmax model")
-        table.add_column("tool")
-        table.add_column("TFLM rule findings")
-        table.add_row("tinyir quantize", f"{len(errs)} errors; softmax out "
-                      f"({sm.scale[0]}, {sm.zero_point[0]}); concat in/out params "
-                      f"{sorted({(v.type.quant.scale[0], v.type.quant.zero_point[0]) for v in list(cat.inputs) + list(cat.outputs)})}")
-        table.add_row("onnxruntime quantize_static", "\n".join(viol) or "none")
+        table = Table(title="check_model(..., 'tflm') on a Conv/Concat/Sigmoid/Softmax model")
+        table.add_column("model")
+        table.add_column("TFLM errors")
+        for label, errs in rows:
+            table.add_row(label, "\n".join(errs) or f"0 errors (softmax out ({sm.scale[0]}, "
+                                                    f"{sm.zero_point[0]}))")
     con.print(table)
 
 

@@ -107,8 +107,11 @@ def physical_shape(shape, perm) -> tuple:
 
 def lower_onnx_to_tfl(graph: Graph) -> Lowered:
     """Lower ``graph`` (modified in place and returned) to ``tfl.*`` ops; see the module doc."""
-    from tinyir.backends.tflm import lower_nn, lower_ops  # noqa: F401  (register the rules)
+    from tinyir.backends.tflm import lower_nn, lower_ops, lower_qdq  # noqa: F401  (rules)
     from tinyir.passes.fold_bn import FoldBatchNorm
+
+    if lower_qdq.is_qdq(graph):  # QuantizeLinear/DequantizeLinear: int8 ops, params kept
+        return lower_qdq.lower_qdq(graph)
 
     # BN folds where it is exact (the fold-bn pass); the rest lower to MUL + ADD below
     FoldBatchNorm(standalone=False).run(graph)
@@ -126,6 +129,8 @@ class _Lowering:
         self.findings: list[Finding] = []
         self.cur: Node | None = None
         self.names: list[tuple[Value, str]] = []
+        # called with this lowering once every node is lowered, before the clean-up
+        self.before_clean_up: list[Callable[["_Lowering"], None]] = []
 
     # ---- driver -----------------------------------------------------------------------
     def run(self) -> Lowered:
@@ -157,6 +162,8 @@ class _Lowering:
                 self._keep(node, NoLowering("its result is read inside a nested graph "
                                             "(If/Loop body) that was not lowered"))
         self.cur = None
+        for hook in self.before_clean_up:
+            hook(self)
         clean_up(g, self.origin)
         self.origin = {n: o for n, o in self.origin.items() if n.graph is g}
         done: set[Value] = set()
@@ -181,8 +188,9 @@ class _Lowering:
         if node.op not in _ANY_DTYPE:
             for v in list(node.inputs) + list(node.outputs):
                 if v is not None and not v.is_const and v.type.dtype != DType.FLOAT32:
-                    raise NoLowering(f"%{v.name} is {v.type.dtype.value}; only float32 graphs are "
-                                     "lowered (quantized ONNX needs a QDQ lowering)")
+                    raise NoLowering(f"%{v.name} is {v.type.dtype.value}: this op is lowered for "
+                                     "float32 tensors, or for int8/uint8 ones written as "
+                                     "QuantizeLinear/DequantizeLinear pairs (QDQ)")
         rule = RULES.get(node.op)
         if rule is None:
             raise NoLowering(f"TFLM has no equivalent of ONNX {node.op_type}"

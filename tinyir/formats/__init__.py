@@ -75,6 +75,10 @@ def dumps(graph, fmt: str) -> bytes:
     """Serialise ``graph`` in ``fmt`` (``onnx``, ``tflite`` or ``tir``)."""
     if fmt == "onnx":
         from tinyir.formats.onnx_format import write_onnx_bytes
+        if any(n.dialect == "tfl" for _, n in graph.walk()):
+            # a quantized (or lowered) TFLite-dialect graph is written as ONNX QDQ
+            from tinyir.passes.qdq import to_onnx_qdq
+            graph = to_onnx_qdq(graph)
         return write_onnx_bytes(graph)
     if fmt == "tflite":
         from tinyir.formats.tflite_format import write_tflite_bytes
