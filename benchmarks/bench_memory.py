@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyir.backends.tflm.runner import min_arena, run_in_tflm
 from tinyir.formats import load
 from tinyir.formats.tflite_format import write_tflite_bytes
 from tinyir.passes.memory import plan_memory, predict_tflm_arena
@@ -37,64 +37,9 @@ from tinyir.passes.memory.offline import apply_plan, with_offline_plan
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = Path(os.environ.get("TINYIR_MODELS", REPO.parent / "shared" / "models"))
 
-CHILD = r"""
-import sys
-import numpy as np
-from tflite_micro.python.tflite_micro import runtime
-path, arena, feeds, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-it = runtime.Interpreter.from_bytes(open(path, "rb").read(), arena_size=arena)
-data = np.load(feeds) if feeds != "-" else None
-i = 0
-while True:
-    try:
-        d = it.get_input_details(i)
-    except Exception:
-        break
-    x = data[f"i{i}"] if data is not None else np.zeros(d["shape"], d["dtype"])
-    it.set_input(x, i)
-    i += 1
-it.invoke()
-if out != "-":
-    outs, k = {}, 0
-    while True:
-        try:
-            it.get_output_details(k)
-        except Exception:
-            break
-        outs[f"o{k}"] = it.get_output(k)
-        k += 1
-    np.savez(out, **outs)
-print("OK")
-"""
-
-
-def trial(path: str, arena: int, feeds: str = "-", out: str = "-") -> bool:
-    """Load, allocate and invoke in a child process; True when it ran."""
-    try:
-        p = subprocess.run([sys.executable, "-c", CHILD, path, str(arena), feeds, out],
-                           capture_output=True, text=True, timeout=600)
-    except subprocess.TimeoutExpired:
-        return False
-    return p.returncode == 0 and "OK" in p.stdout
-
-
 def bisect_min_arena(path: str, hint: int) -> int | None:
     """Smallest multiple of 16 that works, or None when the model does not run at all."""
-    hi = max(4 * hint, 1 << 16)
-    if not trial(path, hi):
-        if not trial(path, 256 << 20):
-            return None
-        hi = 256 << 20
-    lo = 0
-    while hi - lo > 16:
-        mid = (lo + hi) // 32 * 16
-        if mid <= lo:
-            mid = lo + 16
-        if trial(path, mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return min_arena(path, hint)
 
 
 def table_prediction(models: Path, tmp: Path, pool: ThreadPoolExecutor) -> list[dict]:
@@ -179,23 +124,19 @@ def table_offline(models: Path, tmp: Path, pool: ThreadPoolExecutor, names: list
         pred = predict_tflm_arena(*apply_plan(g, r.optimized)).min_arena
         base = predict_tflm_arena(g).min_arena
         rng = np.random.default_rng(0)
-        feeds = {}
-        for i, v in enumerate(g.inputs):
+        feeds = []
+        for v in g.inputs:
             dt = v.type.dtype.numpy
             if dt.kind in "iu":
                 info = np.iinfo(dt)
-                feeds[f"i{i}"] = rng.integers(info.min, info.max + 1, v.type.shape).astype(dt)
+                feeds.append(rng.integers(info.min, info.max + 1, v.type.shape).astype(dt))
             else:
-                feeds[f"i{i}"] = rng.standard_normal(v.type.shape).astype(dt)
-        fpath = tmp / f"feeds_{name}.npz"
-        np.savez(fpath, **feeds)
-        o1, o2 = tmp / f"o1_{name}.npz", tmp / f"o2_{name}.npz"
-        ran_ref, ran_pred = pool.map(lambda a: trial(*a), [
-            (str(f), 64 << 20, str(fpath), str(o1)), (str(path), pred, str(fpath), str(o2))])
-        same = False
-        if ran_ref and ran_pred:
-            a, b = np.load(o1), np.load(o2)
-            same = all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a.files)
+                feeds.append(rng.standard_normal(v.type.shape).astype(dt))
+        ref, got = pool.map(lambda a: run_in_tflm(a[0], a[1], feeds, outputs=True),
+                            [(f, 64 << 20), (path, pred)])
+        ran_pred = got.ok
+        same = ref.ok and got.ok and all(np.array_equal(x, y) and x.dtype == y.dtype
+                                         for x, y in zip(ref.outputs, got.outputs))
         real = bisect_min_arena(str(path), pred)
         print(f"{name:40} {base:9} {pred:9} {real or '-':>9} {base - pred:7} "
               f"{'yes' if ran_pred else 'NO':>9} {'yes' if same else 'NO':>13}")

@@ -6,8 +6,6 @@ Every interpreter run happens in a child process: a too-small arena can crash it
 from __future__ import annotations
 
 import struct
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -15,6 +13,7 @@ import pytest
 import tflite
 
 import corpus
+from tinyir.backends.tflm.runner import run_in_tflm, runs_in_tflm
 from tinyir.formats import load
 from tinyir.formats.tflite_format import write_tflite_bytes
 from tinyir.passes.memory import plan_memory, predict_tflm_arena, verify_plan
@@ -22,32 +21,8 @@ from tinyir.passes.memory.offline import METADATA_KEY, apply_plan, tensor_order,
 
 pytest.importorskip("tflite_micro")
 
-CHILD = r"""
-import sys
-import numpy as np
-from tflite_micro.python.tflite_micro import runtime
-path, arena, feeds, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-it = runtime.Interpreter.from_bytes(open(path, "rb").read(), arena_size=arena)
-data = np.load(feeds) if feeds != "-" else None
-i = 0
-while True:
-    try:
-        d = it.get_input_details(i)
-    except Exception:
-        break
-    it.set_input(data[f"i{i}"] if data is not None else np.zeros(d["shape"], d["dtype"]), i)
-    i += 1
-it.invoke()
-if out != "-":
-    np.savez(out, o0=it.get_output(0))
-print("OK")
-"""
-
-
-def runs(path, arena, feeds="-", out="-") -> bool:
-    p = subprocess.run([sys.executable, "-c", CHILD, str(path), str(arena), str(feeds),
-                        str(out)], capture_output=True, text=True, timeout=120)
-    return p.returncode == 0 and "OK" in p.stdout
+def runs(path, arena) -> bool:
+    return runs_in_tflm(path, arena)
 
 
 @pytest.mark.parametrize("name", ["tflm_hello_world_int8.tflite", "tflm_micro_speech_int8.tflite",
@@ -99,13 +74,12 @@ def test_offline_plan_runs_in_the_smaller_arena_with_identical_outputs(tmp_path)
     planned = tmp_path / "planned.tflite"
     planned.write_bytes(write_tflite_bytes(with_offline_plan(g, r.optimized)))
     x = np.random.default_rng(0).integers(-128, 128, g.inputs[0].type.shape).astype(np.int8)
-    np.savez(tmp_path / "feeds.npz", i0=x)
-    jobs = [(path, 1 << 22, tmp_path / "feeds.npz", tmp_path / "a.npz"),
-            (planned, pred, tmp_path / "feeds.npz", tmp_path / "b.npz"),
-            (path, pred, "-", "-")]
+    jobs = [lambda: run_in_tflm(path, 1 << 22, [x], outputs=True),
+            lambda: run_in_tflm(planned, pred, [x], outputs=True),
+            lambda: run_in_tflm(path, pred)]
     with ThreadPoolExecutor(2) as pool:
-        ok_ref, ok_planned, ok_stock_small = pool.map(lambda j: runs(*j), jobs)
-    assert ok_ref and ok_planned
-    assert not ok_stock_small, "the stock model should not fit in the planned arena"
-    a, b = np.load(tmp_path / "a.npz")["o0"], np.load(tmp_path / "b.npz")["o0"]
+        ref, got, stock_small = pool.map(lambda job: job(), jobs)
+    assert ref.ok and got.ok
+    assert not stock_small.ok, "the stock model should not fit in the planned arena"
+    a, b = ref.outputs[0], got.outputs[0]
     assert a.dtype == b.dtype and np.array_equal(a, b)

@@ -24,17 +24,12 @@ Files (``emit(graph, out_dir, report)``):
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinyir.backends.tflm.runner import ALIGN, have_tflite_micro, min_arena, runs_in_tflm
 from tinyir.errors import UnsupportedError
 from tinyir.graph import Graph
-
-ALIGN = 16
 
 #: TFLite builtin -> ``MicroMutableOpResolver`` method
 #: (tensorflow/tflite-micro: tensorflow/lite/micro/micro_mutable_op_resolver.h).
@@ -139,39 +134,6 @@ def planned_model(graph: Graph) -> tuple[Graph, int, int | None, str]:
     return graph, stock.min_arena, stock.mcu_min_arena, "TFLM online (file order)"
 
 
-_CHILD = r"""
-import sys
-import numpy as np
-from tflite_micro.python.tflite_micro import runtime
-it = runtime.Interpreter.from_bytes(open(sys.argv[1], "rb").read(), arena_size=int(sys.argv[2]))
-i = 0
-while True:
-    try:
-        d = it.get_input_details(i)
-    except Exception:
-        break
-    it.set_input(np.zeros(d["shape"], d["dtype"]), i)
-    i += 1
-it.invoke()
-print("OK")
-"""
-
-
-def have_tflite_micro() -> bool:
-    try:
-        import tflite_micro  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
-def runs_in_tflm(path: Path, arena: int) -> bool:
-    """Does ``path`` allocate and invoke in ``arena`` bytes?  (child process: may crash)"""
-    p = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(arena)],
-                       capture_output=True, text=True, timeout=120)
-    return p.returncode == 0 and "OK" in p.stdout
-
-
 def confirm_arena(path: Path, predicted: int, max_steps: int = 4) -> tuple[int, str]:
     """The smallest 16-byte multiple that runs, searched from ``predicted``."""
     from concurrent.futures import ThreadPoolExecutor
@@ -197,20 +159,10 @@ def confirm_arena(path: Path, predicted: int, max_steps: int = 4) -> tuple[int, 
 
 def bisect_arena(path: Path, guess: int) -> int:
     """Smallest working arena by bisection at 16-byte granularity (tflite-micro needed)."""
-    hi = max(guess, 1024)
-    while not runs_in_tflm(path, hi):
-        hi *= 2
-        if hi > 1 << 30:
-            raise UnsupportedError(f"{path}: does not run in tflite-micro with any arena")
-    lo = 0  # in units of ALIGN: lo fails (or is 0), hi works
-    lo_u, hi_u = lo, (hi + ALIGN - 1) // ALIGN
-    while hi_u - lo_u > 1:
-        mid = (lo_u + hi_u) // 2
-        if runs_in_tflm(path, mid * ALIGN):
-            hi_u = mid
-        else:
-            lo_u = mid
-    return hi_u * ALIGN
+    found = min_arena(path, guess, limit=1 << 30)
+    if found is None:
+        raise UnsupportedError(f"{path}: does not run in tflite-micro with any arena")
+    return found
 
 
 # ---------------------------------------------------------------------------------------
