@@ -134,3 +134,10 @@ def test_ops_and_boards_commands():
     assert r.returncode == 0 and "CONV_2D" in r.stdout
     r = tinyir("boards")
     assert r.returncode == 0 and "nano33ble" in r.stdout
+
+
+def test_flash_budget_finding_names_its_rule_and_method():
+    code, doc = _json(KWS_CNN, "--flash", "32KiB")
+    assert code == 1
+    (f,) = [f for f in doc["models"][0]["findings"] if f["rule"] == "tflm.budget.flash"]
+    assert f["evidence"]["budget_bytes"] == 32 * 1024 and "flatbuffer" in f["message"]

@@ -58,3 +58,11 @@ def test_install_imports_from_outside_the_repo(tmp_path, editable):
     assert (REPO in where.parents) == editable
     r = subprocess.run([env_dir / "bin" / "tinyir", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and re.match(r"tinyir \d", r.stdout)
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    text = (REPO / "README.md").read_text()
+    code = re.search(r"## Python API.*?```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert (tmp_path / "kws_int8.tflite").stat().st_size > 0

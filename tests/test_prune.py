@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests import corpus
-from tests.onnx_util import session
+import corpus
+from onnx_util import session
 from tinyir import interp
 from tinyir.errors import PassError
 from tinyir.formats import load
@@ -203,3 +203,29 @@ def test_budget_fit_digits_int8(calib):
     with pytest.raises(PassError, match="no pruning makes the model pass"):
         run_passes(load(corpus.model("trained/digits_resdw_bn.onnx")),
                    "prune{fit=tflm,sram=200,flash=1MiB}")
+
+
+def test_pruned_then_quantized_model_runs_in_tflite_micro_bit_exact(calib, tmp_path):
+    """prune (30% of MACs, with recovery) -> quantize -> .tflite: TFLM runs it, and its
+    outputs equal tinyir's int8 reference interpreter bit for bit."""
+    pytest.importorskip("tflite_micro")
+    from tinyir.backends.tflm.runner import run_in_tflm
+    from tinyir.formats.tflite_format import write_tflite_bytes
+    from tinyir.op_support.report import check_model
+
+    g, (pres, qres) = run_passes(load(corpus.model("trained/digits_resdw_bn.onnx")),
+                                 f"prune{{macs=0.7,calib={calib},samples=50}},"
+                                 f"quantize{{calib={calib},samples=50}}")
+    assert pres.stats["total_macs_after"] <= 0.7 * 314_944  # digits_resdw_bn: 314,944 MACs
+    assert check_model(g, "pruned", "tflm").deployable
+    x = np.load(corpus.model("trained/digits_test.npz"))["x_test"][:2]
+    q = g.inputs[0].type.quant
+    xs = [np.clip(np.round(xi[None] / q.scale[0]) + q.zero_point[0], -128, 127).astype(np.int8)
+          for xi in x]
+    path = tmp_path / "pruned_int8.tflite"
+    path.write_bytes(write_tflite_bytes(g))
+    for xi in xs:
+        got = run_in_tflm(path, 1 << 20, [xi], outputs=True)
+        assert got.ok, got.stderr[-500:]
+        ref = interp.run(g, {g.inputs[0].name: xi})[g.outputs[0].name]
+        assert np.array_equal(got.outputs[0], ref)
