@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the probes live there
 
-from tests.test_op_support_tflm import agreement  # noqa: E402
+from test_op_support_tflm import agreement  # noqa: E402
 
 
 def _cell(text: str, width: int) -> str:
