@@ -214,7 +214,6 @@ def to_sarif(reports: list[ModelReport]) -> dict:
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
         "runs": [{"tool": {"driver": {"name": "tinyir", "version": __version__,
-                                      "informationUri": "https://pypi.org/project/tinyir/",
                                       "rules": list(rules.values())}},
                   "results": results}],
     }
