@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyir.backends.lowering import lower_for
 from tinyir.backends.tflm.runner import min_arena, run_in_tflm
 from tinyir.formats import load
 from tinyir.formats.tflite_format import write_tflite_bytes
@@ -115,11 +116,14 @@ def table_offline(models: Path, tmp: Path, pool: ThreadPoolExecutor, names: list
     print(f"{'model':40} {'TFLM min':>9} {'predicted':>9} {'real min':>9} {'saved':>7} "
           f"{'runs@pred':>9} {'bit-identical':>13}")
     for name in names:
-        f = models / "tflite" / name
-        g = load(f)
+        g = load(models / name)
+        if name.endswith(".onnx"):  # ONNX models run in TFLM as tinyir lowers them
+            g = lower_for("tflm", g).graph
+        f = tmp / f"stock_{Path(name).stem}.tflite"
+        f.write_bytes(write_tflite_bytes(g))
         r = plan_memory(g, "tflm")
         planned = with_offline_plan(g, r.optimized)
-        path = tmp / f"offline_{name}"
+        path = tmp / f"offline_{Path(name).stem}.tflite"
         path.write_bytes(write_tflite_bytes(planned))
         pred = predict_tflm_arena(*apply_plan(g, r.optimized)).min_arena
         base = predict_tflm_arena(g).min_arena
@@ -138,7 +142,7 @@ def table_offline(models: Path, tmp: Path, pool: ThreadPoolExecutor, names: list
         same = ref.ok and got.ok and all(np.array_equal(x, y) and x.dtype == y.dtype
                                          for x, y in zip(ref.outputs, got.outputs))
         real = bisect_min_arena(str(path), pred)
-        print(f"{name:40} {base:9} {pred:9} {real or '-':>9} {base - pred:7} "
+        print(f"{Path(name).name:40} {base:9} {pred:9} {real or '-':>9} {base - pred:7} "
               f"{'yes' if ran_pred else 'NO':>9} {'yes' if same else 'NO':>13}")
 
 
@@ -149,10 +153,12 @@ def main() -> int:
     ap.add_argument("--offline-only", action="store_true", help="only table 3")
     args = ap.parse_args()
     models = Path(args.models)
-    offline = ["mlperf_vww_mbv1_int8.tflite", "mlperf_vww_mbv1_fp32.tflite",
-               "tf_mobilenet_v1_025_128_fp32.tflite", "mlperf_ic_resnet8_int8.tflite",
-               "tflm_person_detect_int8.tflite", "mlperf_kws_dscnn_int8.tflite",
-               "tinyengine_vww_int8.tflite", "tflm_micro_speech_int8.tflite"]
+    offline = [f"tflite/{n}" for n in (
+        "mlperf_vww_mbv1_int8.tflite", "mlperf_vww_mbv1_fp32.tflite",
+        "tf_mobilenet_v1_025_128_fp32.tflite", "mlperf_ic_resnet8_int8.tflite",
+        "tflm_person_detect_int8.tflite", "mlperf_kws_dscnn_int8.tflite",
+        "tinyengine_vww_int8.tflite", "tflm_micro_speech_int8.tflite")] + [
+        "trained/digits_resdw_bn.onnx", "onnx-from-tflite/tf_mobilenet_v1_025_128_fp32.onnx"]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d, ThreadPoolExecutor(2) as pool:
         tmp = Path(d)

@@ -83,3 +83,25 @@ def test_offline_plan_runs_in_the_smaller_arena_with_identical_outputs(tmp_path)
     assert not stock_small.ok, "the stock model should not fit in the planned arena"
     a, b = ref.outputs[0], got.outputs[0]
     assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_offline_plan_of_a_lowered_onnx_model_runs_in_the_smaller_arena():
+    """digits_resdw_bn.onnx as tinyir lowers it for TFLM: the offline plan needs less arena,
+    the stock file does not run in it, and the outputs are bit-identical."""
+    from tinyir.backends.lowering import lower_for
+
+    g = lower_for("tflm", load(corpus.model("trained/digits_resdw_bn.onnx"))).graph
+    r = plan_memory(g, "tflm")
+    pred = predict_tflm_arena(*apply_plan(g, r.optimized)).min_arena
+    assert pred < r.tflm.min_arena
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        stock, planned = Path(d) / "stock.tflite", Path(d) / "planned.tflite"
+        stock.write_bytes(write_tflite_bytes(g))
+        planned.write_bytes(write_tflite_bytes(with_offline_plan(g, r.optimized)))
+        x = [np.random.default_rng(1).standard_normal(g.inputs[0].type.shape).astype(np.float32)]
+        ref = run_in_tflm(stock, r.tflm.min_arena, x, outputs=True)
+        got = run_in_tflm(planned, pred, x, outputs=True)
+        assert ref.ok and got.ok and not runs_in_tflm(stock, pred)
+        assert np.array_equal(ref.outputs[0], got.outputs[0])
