@@ -108,6 +108,8 @@ def table_optimized(models: Path) -> list[dict]:
           f"{sum(r['optimized'] == r['lb'] for r in rows)}/{len(rows)}; "
           f"slowest: {max(rows, key=lambda r: r['seconds'])['model']} "
           f"{max(r['seconds'] for r in rows):.2f} s   (* = order search hit its cap or budget)")
+    slow = [f"{r['model']} {r['seconds']:.2f} s" for r in rows if r["seconds"] > 1.0]
+    print(f"planning time target 1 s per model: {'met' if not slow else 'missed on ' + ', '.join(slow)}")
     return rows
 
 

@@ -88,7 +88,10 @@ def sram_figure(graph: Graph, backend: str, origin=None) -> tuple[Figure, Figure
                 if opt and opt < plan["tflm_arena_bytes"] else ""
             host = Figure(plan["tflm_arena_bytes"], "minimum tensor arena of TFLM's own planner "
                           f"(head {plan['tflm_head_bytes']:,} B + persistent tail "
-                          f"{plan['tflm_tail_bytes']:,} B; 64-bit host build){better}")
+                          f"{plan['tflm_tail_bytes']:,} B; 64-bit host build){better}"
+                          + (f"; tail tables lack {', '.join(plan['tflm_unmodeled_ops'])}"
+                             " (counted as 0 B, so this may be low)"
+                             if plan.get("tflm_unmodeled_ops") else ""))
             mcu = Figure(plan["tflm_mcu32_arena_bytes_estimate"],
                          "estimate for a 32-bit MCU build (smaller pointer structs in the tail)")
             return host, mcu

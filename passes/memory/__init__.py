@@ -99,6 +99,8 @@ class MemoryReport:
                 "tflm_tail_bytes": self.tflm.tail,
                 "tflm_mcu32_arena_bytes_estimate": self.tflm.mcu_min_arena,
             })
+            if self.tflm.unmodeled:
+                doc["tflm_unmodeled_ops"] = list(self.tflm.unmodeled)
         if self.tflm_optimized is not None:
             doc["tflm_optimized_arena_bytes"] = self.tflm_optimized.min_arena
         return doc
@@ -140,6 +142,8 @@ def plan_memory(graph: Graph, backend: str = "tflm", inplace: bool = True,
 
         try:
             tflm = predict_tflm_arena(graph)
+            if tflm.unmodeled:
+                stats["tflm_unmodeled_ops"] = list(tflm.unmodeled)
             tflm_opt = predict_tflm_arena(*apply_plan(graph, best))
         except UnsupportedError as e:
             stats["tflm_prediction"] = str(e)

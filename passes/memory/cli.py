@@ -89,7 +89,9 @@ def _render(r, rows, args) -> None:
     if r.tflm is not None:
         f.add_row("TFLM minimum arena (host 64-bit)", f"{r.tflm.min_arena:,}",
                   f"head {r.tflm.head:,} + tail {r.tflm.tail:,}; transient peak "
-                  f"{r.tflm.transient:,}")
+                  f"{r.tflm.transient:,}"
+                  + (f"; tail tables lack {', '.join(r.tflm.unmodeled)} (counted as 0 B)"
+                     if r.tflm.unmodeled else ""))
         f.add_row("TFLM minimum arena (32-bit MCU)", f"{r.tflm.mcu_min_arena:,}",
                   "estimate: 32-bit struct sizes, same head")
     f.add_row("TFLM planner head (file order)", f"{r.baseline.arena_bytes:,}",

@@ -18,14 +18,13 @@ at the order's lower bound ``max_t sum(live sizes)``, which no assignment can be
 
 from __future__ import annotations
 
-import bisect
 import random
 import time
 from dataclasses import dataclass
 from typing import Sequence
 
 from tinyir.passes.memory.lifetimes import LiveRange
-from tinyir.passes.memory.tflm_planner import greedy_offsets
+from tinyir.passes.memory.tflm_planner import Placer, conflicts, greedy_offsets
 
 
 @dataclass(frozen=True)
@@ -35,57 +34,22 @@ class Assignment:
     method: str
 
 
-def conflicts(ranges: Sequence[LiveRange]) -> list[list[int]]:
-    """For each buffer, the buffers whose closed intervals overlap it."""
-    idx = sorted(range(len(ranges)), key=lambda i: ranges[i].first)
-    out: list[list[int]] = [[] for _ in ranges]
-    active: list[int] = []
-    for i in idx:
-        r = ranges[i]
-        active = [j for j in active if ranges[j].last >= r.first]
-        for j in active:
-            out[i].append(j)
-            out[j].append(i)
-        active.append(i)
-    return out
-
-
 def place(ranges: Sequence[LiveRange], order: Sequence[int], conf: list[list[int]] | None = None,
           best: bool = False, fixed: dict[int, int] | None = None) -> list[int]:
-    """Offsets from placing buffers in ``order`` by first fit (or best fit)."""
-    F = [r.first for r in ranges]
-    L = [r.last for r in ranges]
-    Z = [r.size for r in ranges]
+    """Offsets from placing buffers in ``order`` by first fit (or best fit).
+
+    ``conf`` is accepted for compatibility and not needed (see ``Placer``).
+    """
+    placer = Placer(ranges)
     off = [-1] * len(ranges)
-    pos: list[int] = []   # placed buffers in address order
-    who: list[int] = []
     for i, o in (fixed or {}).items():
         off[i] = o
-        k = bisect.bisect_right(pos, o)
-        pos.insert(k, o)
-        who.insert(k, i)
+        placer.add(i, o)
     for i in order:
         if off[i] >= 0:
             continue
-        f, last, size = F[i], L[i], Z[i]
-        cand, chosen, chosen_gap = 0, None, None
-        for lo, j in zip(pos, who):
-            if F[j] > last or f > L[j]:
-                continue
-            if lo - cand >= size:
-                if not best:
-                    chosen = cand
-                    break
-                if chosen_gap is None or lo - cand < chosen_gap:
-                    chosen, chosen_gap = cand, lo - cand
-            hi = lo + Z[j]
-            if hi > cand:
-                cand = hi
-        o = cand if chosen is None else chosen
-        off[i] = o
-        k = bisect.bisect_right(pos, o)
-        pos.insert(k, o)
-        who.insert(k, i)
+        off[i] = placer.fit(i, best)
+        placer.add(i, off[i])
     return off
 
 
@@ -111,7 +75,7 @@ def assign_offsets(ranges: Sequence[LiveRange], lower_bound: int, budget_s: floa
     """The best assignment the portfolio and the hill climb find within ``budget_s``."""
     if not ranges:
         return Assignment((), 0, "empty")
-    conf = conflicts(ranges)
+    conf = _LazyConflicts(ranges)
     delta = [0] * (max(r.last for r in ranges) + 2)
     for r in ranges:
         delta[r.first] += r.size
@@ -148,6 +112,23 @@ def assign_offsets(ranges: Sequence[LiveRange], lower_bound: int, budget_s: floa
         if win.arena <= lower_bound or time.perf_counter() > deadline:
             break
     return win
+
+
+class _LazyConflicts:
+    """``conflicts(ranges)[i]`` (same order), computed only for the buffers asked for."""
+
+    def __init__(self, ranges: Sequence[LiveRange]):
+        self.ranges = ranges
+        self.cache: dict[int, list[int]] = {}
+
+    def __getitem__(self, i: int) -> list[int]:
+        if i not in self.cache:
+            rs = self.ranges
+            f, last = rs[i].first, rs[i].last
+            self.cache[i] = sorted((j for j, r in enumerate(rs)
+                                    if j != i and r.first <= last and f <= r.last),
+                                   key=lambda j: (rs[j].first, j))
+        return self.cache[i]
 
 
 def _hill_climb(ranges, order, conf, best, arena, lower_bound, rng, deadline):

@@ -22,6 +22,7 @@ input's buffer).  The file order is kept unless the search finds a strictly lowe
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from tinyir.graph import Graph, Node
@@ -91,18 +92,21 @@ class _Model:
             for i in _bits(mask):
                 self.reads[i].append(b)
         self.pred_list = [list(_bits(p)) for p in self.preds]
+        self.newsz = [sum(self.size[b] for b in self.new[i]) for i in range(n)]
+        self.grow = [self.newsz[i] + self.scratch[i] for i in range(n)]
+        self.frees = [[b for b in self.reads[i] + self.new[i] if not self.pinned[b]]
+                      for i in range(n)]
         self.initial = sum(self.size[b] for b in range(len(self.size)) if self.creator[b] == -1)
 
     def step(self, done: int, live: int, i: int) -> tuple[int, int]:
         """(cost of running op i after ``done``, live bytes afterwards)."""
-        new = sum(self.size[b] for b in self.new[i])
-        cost = live + new + self.scratch[i]
         after = done | (1 << i)
         freed = 0
-        for b in self.reads[i] + self.new[i]:
-            if not self.pinned[b] and self.readers[b] & ~after == 0:
-                freed += self.size[b]
-        return cost, live + new - freed
+        readers, size = self.readers, self.size
+        for b in self.frees[i]:
+            if readers[b] & ~after == 0:
+                freed += size[b]
+        return live + self.grow[i], live + self.newsz[i] - freed
 
     def peak_of(self, order: list[int]) -> int:
         done, live, peak = 0, self.initial, self.initial
@@ -193,7 +197,19 @@ def _search(m: _Model, seg: list[int], base: int, live0: int, cap: int, budget: 
     layers: list[dict[int, tuple[int, int, int, int]]] = [{base: (0, live0, -1, -1)}]
     exact = True
     states = 1
-    for _ in range(len(seg)):
+    for depth in range(len(seg)):
+        if budget[0] <= 0 and len(layers) > 1 and len(layers[-1]) >= 1:
+            if len(layers[-1]) > 1:
+                exact = False
+            (key, val), = [min(layers[-1].items(), key=lambda kv: kv[1][:2])]
+            tail, peak, live, n_states, chose = _greedy(m, seg, key, val[0], val[1])
+            states += n_states
+            order = []
+            for layer in reversed(layers[1:]):
+                _, _, parent, i = layer[key]
+                order.append(i)
+                key = parent
+            return order[::-1] + tail, peak, live, exact and not chose, states
         if budget[0] <= 0 and len(layers) == 1:
             done, live, peak = base, live0, 0
             for i in seg:
@@ -232,3 +248,66 @@ def _search(m: _Model, seg: list[int], base: int, live0: int, cap: int, budget: 
         order.append(i)
         key = parent
     return order[::-1], peak, live, exact, states
+
+
+def _greedy(m: _Model, seg: list[int], done: int, peak: int, live: int):
+    """Greedy completion of one segment from the executed set ``done``.
+
+    At each step it runs the ready op with the smallest (peak so far, live bytes after),
+    ties to the earliest op in ``seg`` -- the choice the layered search makes when its
+    beam holds a single set -- with the costs kept up to date incrementally (remaining
+    readers per buffer) instead of re-evaluated for every ready op.
+    """
+    in_seg = set(seg)
+    rank = {i: k for k, i in enumerate(seg)}
+    todo = [i for i in seg if not done >> i & 1]
+    rem = {}                      # buffer -> readers not yet run
+    for i in todo:
+        for b in m.reads[i]:
+            if b not in rem:
+                rem[b] = bin(m.readers[b] & ~done).count("1")
+    npred = {}
+    succ: dict[int, list[int]] = {}
+    for i in todo:
+        ps = [p for p in m.pred_list[i] if not done >> p & 1]
+        npred[i] = len(ps)
+        for p in ps:
+            succ.setdefault(p, []).append(i)
+    grow, freed = {}, {}
+    for i in todo:
+        new = sum(m.size[b] for b in m.new[i])
+        grow[i] = new + m.scratch[i]
+        f = sum(m.size[b] for b in m.new[i] if not m.pinned[b] and m.readers[b] == 0)
+        f += sum(m.size[b] for b in m.reads[i] if not m.pinned[b] and rem[b] == 1)
+        freed[i] = (new, f)
+    ready = sorted((i for i in todo if npred[i] == 0), key=rank.__getitem__)
+    order = []
+    states = 0
+    chose = False
+    while ready:
+        states += len(ready)
+        chose |= len(ready) > 1
+        best_k, best_key = 0, None
+        for k, i in enumerate(ready):
+            new, f = freed[i]
+            c = live + grow[i]
+            key = (c if c > peak else peak, live + new - f)
+            if best_key is None or key < best_key:
+                best_k, best_key = k, key
+        i = ready.pop(best_k)
+        peak, live = best_key
+        done |= 1 << i
+        order.append(i)
+        for b in m.reads[i]:
+            if b in rem:
+                rem[b] -= 1
+                if rem[b] == 1 and not m.pinned[b]:
+                    j = (m.readers[b] & ~done).bit_length() - 1
+                    if j in freed:
+                        new, f = freed[j]
+                        freed[j] = (new, f + m.size[b])
+        for j in succ.get(i, ()):
+            npred[j] -= 1
+            if npred[j] == 0:
+                bisect.insort(ready, j, key=rank.__getitem__)
+    return order, peak, live, states, chose

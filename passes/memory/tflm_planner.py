@@ -21,6 +21,8 @@ pointer arrays).  ``persistent(op)`` lists the kernel's ``AllocatePersistentBuff
 calls (OpData, per-channel multipliers and shifts, int16 softmax LUTs) and
 ``builtin(op)`` the parsed builtin-params struct; both tables were read from the kernel
 sources and checked one operator at a time against the wheel's RecordingMicroAllocator.
+Op types in neither the persistent table nor the measured no-allocation set are listed in
+``TflmArena.unmodeled`` (counted as 0 B; ``tinyir check`` and ``tinyir memory`` say so).
 
 **Minimum arena**: the steady state ``head + tail`` or, when larger, the transient peak of
 ``CommitStaticMemoryPlan`` (micro_allocator.cc), which holds at once the tail as it is
@@ -36,9 +38,10 @@ AllocationInfo); the head is the same on both.
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 from typing import Sequence
+
+import numpy as np
 
 from tinyir.errors import UnsupportedError
 from tinyir.graph import Graph, Node
@@ -64,36 +67,81 @@ def greedy_offsets(ranges: Sequence[LiveRange],
     offsets = [offline[i] if offline[i] != ONLINE else -1 for i in range(n)]
     if not ids:
         return offsets
-    F = [r.first for r in ranges]
-    L = [r.last for r in ranges]
-    Z = [r.size for r in ranges]
-    # buffers in address order; equal offsets keep insertion order (bisect_right)
-    pos: list[int] = []
-    who: list[int] = []
+    placer = Placer(ranges)
     first = ids[0]
     if offsets[first] == -1:
         offsets[first] = 0
-    pos.append(offsets[first])
-    who.append(first)
+    placer.add(first, offsets[first])
     for b in ids[1:]:
         if offline[b] == ONLINE:
-            f, last, size = F[b], L[b], Z[b]
-            cand = 0
-            for off, j in zip(pos, who):
-                if F[j] > last or f > L[j]:
-                    continue
-                if off - cand >= size:
-                    break
-                end = off + Z[j]
-                if end > cand:
-                    cand = end
-            offsets[b] = cand
-        else:
-            cand = offline[b]
-        k = bisect.bisect_right(pos, cand)
-        pos.insert(k, cand)
-        who.insert(k, b)
+            offsets[b] = placer.fit(b)
+        placer.add(b, offsets[b])
     return offsets
+
+
+class Placer:
+    """Placed buffers in address order (equal addresses: insertion order), vectorised.
+
+    ``fit(i)`` scans the placed buffers that overlap buffer ``i`` in time (closed
+    intervals) in address order, keeping ``cand`` = the end of the highest one seen
+    (from 0): first fit returns the first ``cand`` with a gap of at least the buffer's
+    size before the next one, best fit the smallest such gap (the first of equals),
+    else the end of the last one -- the loop of TFLM's GreedyMemoryPlanner, as arrays.
+    """
+
+    def __init__(self, ranges: Sequence[LiveRange]):
+        self.F = np.array([r.first for r in ranges], dtype=np.int64)
+        self.L = np.array([r.last for r in ranges], dtype=np.int64)
+        self.Z = np.array([r.size for r in ranges], dtype=np.int64)
+        self.buf = np.zeros((4, len(ranges) + 1), dtype=np.int64)  # offset, first, last, size
+        self.count = 0
+
+    def add(self, i: int, offset: int) -> None:
+        c, buf = self.count, self.buf
+        if c == buf.shape[1]:
+            self.buf = buf = np.concatenate([buf, np.zeros_like(buf)], axis=1)
+        k = int(buf[0, :c].searchsorted(offset, side="right"))
+        if k < c:
+            buf[:, k + 1:c + 1] = buf[:, k:c].copy()
+        buf[0, k], buf[1, k], buf[2, k], buf[3, k] = offset, self.F[i], self.L[i], self.Z[i]
+        self.count = c + 1
+
+    def fit(self, i: int, best: bool = False) -> int:
+        pos, f, l, z = self.buf[:, :self.count]
+        m = (f <= self.L[i]) & (l >= self.F[i])
+        lo = pos[m]
+        if not lo.size:
+            return 0
+        his = np.maximum.accumulate(lo + z[m])
+        prev = np.empty_like(his)
+        prev[0] = 0
+        prev[1:] = his[:-1]
+        np.maximum(prev, 0, out=prev)
+        gap = lo - prev
+        ok = gap >= self.Z[i]
+        if not best:
+            k = int(ok.argmax())
+            return int(prev[k]) if ok[k] else max(int(his[-1]), 0)
+        if not ok.any():
+            return max(int(his[-1]), 0)
+        return int(prev[int(np.where(ok, gap, np.iinfo(np.int64).max).argmin())])
+
+
+def conflicts(ranges: Sequence[LiveRange]) -> list[list[int]]:
+    """For each buffer, the buffers whose closed intervals [first, last] overlap it."""
+    idx = sorted(range(len(ranges)), key=lambda i: ranges[i].first)
+    out: list[list[int]] = [[] for _ in ranges]
+    active: list[int] = []
+    for i in idx:
+        r = ranges[i]
+        if active:
+            f = r.first
+            active = [j for j in active if ranges[j].last >= f]
+        for j in active:
+            out[i].append(j)
+            out[j].append(i)
+        active.append(i)
+    return out
 
 
 def _reverse_sort(ids: list[int], sizes: list[int]) -> list[int]:
@@ -117,7 +165,18 @@ _PERSISTENT = {
     "LOGISTIC": [16], "QUANTIZE": [32], "DEQUANTIZE": [32], "SVDF": [36],
     "UNIDIRECTIONAL_SEQUENCE_LSTM": [688], "PAD": [56], "MEAN": [44], "SUM": [44],
     "REDUCE_MAX": [44], "REDUCE_MIN": [44],
+    # measured on single-op models lowered from ONNX (RecordingMicroAllocator,
+    # 'Persistent buffer data': one more allocation of this many requested bytes)
+    "RELU": [28], "PADV2": [56], "LEAKY_RELU": [24], "RELU6": [8], "TANH": [16],
+    "PRELU": [28],
 }
+# ops measured (or read from the kernels) to make no persistent allocation of their own
+_NO_PERSISTENT = {
+    "RESHAPE", "TRANSPOSE", "SPLIT", "SPLIT_V", "MAXIMUM", "MINIMUM",
+    "RESIZE_NEAREST_NEIGHBOR", "EXP", "SQRT", "CAST", "GATHER", "PACK", "UNPACK", "SQUEEZE",
+    "TRANSPOSE_CONV", "LOG_SOFTMAX",
+}
+_CUSTOM_NO_PERSISTENT = {"SignalFftAutoScale", "SignalFilterBankSquareRoot"}
 # builtin-params struct as allocated by the flatbuffer parser (plus padding)
 _BUILTIN = {
     "FULLY_CONNECTED": 32, "CONV_2D": 28, "DEPTHWISE_CONV_2D": 28, "ADD": 8, "SUB": 8,
@@ -138,6 +197,21 @@ FIXED_TAIL = 488
 
 def _dtype_bytes(v) -> int:
     return max(v.type.dtype.bits, 8) // 8
+
+
+def unmodeled_ops(graph: Graph) -> tuple[str, ...]:
+    """Op types whose persistent (tail) allocations the tables do not know: the prediction
+    counts 0 bytes for them, so it may be short by their OpData (typically 16-96 B each)."""
+    out = set()
+    for n in graph.nodes:
+        op = n.op_type
+        if op == "CUSTOM":
+            code = n.attrs.get("custom_code", "")
+            if code not in _CUSTOM_PERSISTENT and code not in _CUSTOM_NO_PERSISTENT:
+                out.add(f"CUSTOM:{code}")
+        elif op not in _PERSISTENT and op not in _NO_PERSISTENT:
+            out.add(op)
+    return tuple(sorted(out))
 
 
 def persistent_allocations(node: Node) -> list[int]:
@@ -207,6 +281,7 @@ class TflmArena:
     n_scratch: int
     lifetimes: Lifetimes
     offsets: tuple[int, ...]
+    unmodeled: tuple[str, ...] = ()   # op types missing from the tail tables (counted as 0)
 
     @property
     def used(self) -> int:
@@ -295,4 +370,5 @@ def predict_tflm_arena(graph: Graph, order: Sequence[Node] | None = None,
     mcu_tail = tail_for(12, 40, 40, 4, 4)
     _, mcu_min = minimum(mcu_tail, 40, 4, 12, 24)
     return TflmArena(head, tail, transient, min_arena, mcu_tail, mcu_min, T,
-                     sum(1 for r in ranges if r.kind == "tensor"), S, lt, tuple(offsets))
+                     sum(1 for r in ranges if r.kind == "tensor"), S, lt, tuple(offsets),
+                     unmodeled_ops(graph))

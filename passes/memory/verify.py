@@ -7,7 +7,8 @@ last step for a graph output), and every pair of values live at the same step mu
 occupy disjoint byte ranges, unless the plan stores them in one buffer *and* the sharing
 is legal in place: the second value is produced by an op that reads the first and either
 leaves the data unmodified (a view) or is an elementwise/depthwise op that reads the first
-value last.  Scratch buffers are checked against everything live at their step.
+value last.  Scratch buffers are checked against everything live at their step.  A sweep
+over time checks each pair of simultaneously live buffers once, when the later one starts.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tinyir.passes.memory.lifetimes import is_arena_value, rules_for
 
 
 def verify_plan(graph: Graph, plan) -> int:
-    """Raise PassError naming the first conflict; return the number of pairs checked."""
+    """Raise PassError naming the first conflict; return the number of overlapping pairs checked."""
     by_name = {n.name: n for n in graph.nodes}
     order = [by_name[name] for name in plan.order]
     if len(order) != len(by_name):
@@ -53,31 +54,26 @@ def verify_plan(graph: Graph, plan) -> int:
                       plan.lifetimes.value_buffer.get(v.name)))
     for name, o, size, t in plan.scratch_offsets():
         items.append((name, o, o + size, t, t, None))
+    # sweep over time: each pair of buffers live at a common step is checked once, at the
+    # first such step (the later of the two starts), against the buffers live then
     pairs = 0
     starting: dict[int, list[tuple]] = {}
     for it in items:
-        starting.setdefault(it[3], []).append(it)
-    live: dict[str, tuple] = {}
-    for t in range(n_steps):
-        for it in starting.get(t, []):
-            live[it[0]] = it
-        ordered = sorted(live.values(), key=lambda it: it[1])
-        for a_i, a in enumerate(ordered):
-            if a[2] <= a[1]:
-                continue
-            for b in ordered[a_i + 1:]:
-                if b[1] >= a[2]:
-                    break
-                if b[2] <= b[1]:
-                    continue
+        if it[2] > it[1]:                      # empty buffers occupy no bytes
+            starting.setdefault(it[3], []).append(it)
+    live: list[tuple] = []
+    for t in sorted(starting):
+        live = [it for it in live if it[4] >= t]
+        for b in starting[t]:
+            lo, hi = b[1], b[2]
+            for a in [it for it in live if it[1] < hi and lo < it[2]]:
                 pairs += 1
                 if a[5] is not None and a[5] == b[5] and _legal_alias(graph, a[0], b[0],
                                                                       rules, step):
                     continue
                 raise PassError(f"step {t}: %{a[0]} [{a[1]}, {a[2]}) and %{b[0]} "
                                 f"[{b[1]}, {b[2]}) are live together and overlap")
-        for name in [k for k, it in live.items() if it[4] == t]:
-            del live[name]
+            live.append(b)
     return pairs
 
 
