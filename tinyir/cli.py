@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from tinyir import __version__
@@ -72,7 +70,9 @@ def cmd_check(args) -> int:
         doc = to_json_doc(reports) if args.format == "json" else to_sarif(reports)
         text = json.dumps(doc, indent=2) + "\n"
         if args.output:
-            _write_atomic(args.output, text)
+            from tinyir.formats import write_atomic
+
+            write_atomic(args.output, text)
         else:
             sys.stdout.write(text)
     else:
@@ -93,21 +93,6 @@ def _tolerance(text: str) -> float:
     if not 0 <= value <= 10:
         raise InputError(f"--tolerance {text!r} is out of range")
     return value
-
-
-def _write_atomic(path: str, text: str) -> None:
-    p = Path(path)
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"{p}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cmd_ops(args) -> int:

@@ -90,11 +90,18 @@ def dumps(graph, fmt: str) -> bytes:
 def save(graph, path: str | os.PathLike) -> None:
     """Write ``graph`` to ``path`` atomically, in the format its extension names."""
     fmt = format_of(path)
-    data = dumps(graph, fmt)
+    write_atomic(path, dumps(graph, fmt))
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place, so that a
+    failure never leaves a partial file behind."""
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"{p}: folder {parent} does not exist")
+    if isinstance(data, str):
+        data = data.encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=parent)
     try:
         with os.fdopen(fd, "wb") as f:
