@@ -6,9 +6,6 @@ and the tflite-micro interpreter (in a child process) on the exported .tflite.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +18,7 @@ from corpus import files
 from onnx_util import random_feeds, rel_err, session
 from tinyir.backends.tflm.lower import (DYNAMIC_SHAPE, NO_LOWERING, LowerTFLM,
                                         lower_onnx_to_tfl)
+from tinyir.backends.tflm.runner import run_in_tflm
 from tinyir.formats import load
 from tinyir.formats.onnx_format import read_onnx
 from tinyir.formats.tflite_format import write_tflite_bytes
@@ -37,37 +35,13 @@ MUST_LOWER = {"digits_lenet_bn.onnx", "digits_resdw_bn.onnx", "mlperf_ad01_fp32.
 ONLY_FINDINGS_ON = {"hls4ml_conv2d_small_mp_keras.onnx": {"onnx.Selu"}}
 TOL = 1e-4
 
-_TFLM_CHILD = textwrap.dedent("""
-    import sys
-    import numpy as np
-    from tflite_micro.python.tflite_micro import runtime
-    model, feeds_path, out_path = sys.argv[1:4]
-    feeds = np.load(feeds_path)
-    it = runtime.Interpreter.from_bytes(open(model, "rb").read(), arena_size=96 << 20)
-    for i in range(len(feeds.files)):
-        it.set_input(feeds[f"i{i}"], i)
-    it.invoke()
-    outs, k = {}, 0
-    while True:
-        try:
-            it.get_output_details(k)
-        except Exception:
-            break
-        outs[f"o{k}"] = it.get_output(k)
-        k += 1
-    np.savez(out_path, **outs)
-""")
-
-
 def run_tflm(graph, feeds: dict, tmp_path: Path) -> list[np.ndarray]:
+    """The graph exported to .tflite and run once in tflite-micro (child process)."""
     (tmp_path / "m.tflite").write_bytes(write_tflite_bytes(graph))
-    np.savez(tmp_path / "feeds.npz", **{f"i{i}": feeds[v.name] for i, v in enumerate(graph.inputs)})
-    proc = subprocess.run([sys.executable, "-c", _TFLM_CHILD, str(tmp_path / "m.tflite"),
-                           str(tmp_path / "feeds.npz"), str(tmp_path / "outs.npz")],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    data = np.load(tmp_path / "outs.npz")
-    return [data[f"o{k}"] for k in range(len(graph.outputs))]
+    run = run_in_tflm(tmp_path / "m.tflite", 96 << 20, [feeds[v.name] for v in graph.inputs],
+                      outputs=True, timeout=300)
+    assert run.ok, run.stderr[-2000:]
+    return run.outputs[:len(graph.outputs)]
 
 
 # ---- the corpus -------------------------------------------------------------------------
