@@ -11,6 +11,9 @@ import numpy as np
 
 from tinyir.errors import UnsupportedError, VerifyError
 from tinyir.interp.core import kernel
+from tinyir.ops.onnx_ops_common import attr  # noqa: F401  (re-exported for the kernels)
+from tinyir.ops.onnx_ops_common import attr_str as astr  # noqa: F401
+from tinyir.ops.onnx_ops_common import opset as _declared_opset
 from tinyir.types import DType
 
 LATEST_OPSET = 23  # assumed for hand-built graphs that record no opset
@@ -54,25 +57,10 @@ def _as_declared(node, i: int, r) -> np.ndarray:
 
 
 def opset(node, domain: str = "") -> int:
-    """The opset version of ``domain`` in force for ``node`` (nested graphs ask their parents)."""
-    g = node.graph
-    keys = ("", "ai.onnx") if domain in ("", "ai.onnx") else (domain,)
-    while g is not None:
-        for k in keys:
-            if k in g.opsets:
-                return g.opsets[k]
-        g = g.parent
-    return LATEST_OPSET
-
-
-def attr(node, name: str, default=None):
-    return node.attrs.get(name, default)
-
-
-def astr(node, name: str, default: str) -> str:
-    """A string attribute (bytes tolerated)."""
-    v = node.attrs.get(name, default)
-    return v.decode() if isinstance(v, bytes) else v
+    """The opset in force for ``node`` (the declarations' lookup), LATEST_OPSET when the
+    graph records none (hand-built graphs)."""
+    version = _declared_opset(node, domain)
+    return LATEST_OPSET if version is None else version
 
 
 def ints(a) -> list[int]:

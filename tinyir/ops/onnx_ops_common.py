@@ -54,11 +54,17 @@ def dtype_of_code(code) -> DType:
 
 # ---- reading nodes -------------------------------------------------------------------
 def opset(node, domain: str = "") -> int | None:
-    """The opset version of ``domain`` in force for ``node`` (None when not recorded)."""
+    """The opset version of ``domain`` in force for ``node`` (None when not recorded).
+
+    Nested graphs ask their parents; the default domain may be recorded as ``""`` or
+    ``"ai.onnx"`` (both spellings occur in real files).
+    """
+    keys = ("", "ai.onnx") if domain in ("", "ai.onnx") else (domain,)
     g = node.graph
     while g is not None:
-        if domain in g.opsets:
-            return g.opsets[domain]
+        for k in keys:
+            if k in g.opsets:
+                return g.opsets[k]
         g = g.parent
     return None
 
