@@ -12,6 +12,7 @@ generated per (kh, kw, stride) and write their output over their input.
 
 from __future__ import annotations
 
+from tinyir.op_support.graph_shape import subgraph_evidence
 from tinyir.op_support.rules import GRAPH_SHAPE, WARNING
 from tinyir.op_support.tinyengine import (CONVS, TABLE, const, dims, folding_conv, nhwc, readers,
                                           se_gate_start, tf_same_pads)
@@ -19,7 +20,6 @@ from tinyir.op_support.tinyengine import (CONVS, TABLE, const, dims, folding_con
 FC = "tfl.FULLY_CONNECTED"
 DW = "tfl.DEPTHWISE_CONV_2D"
 CONV = "tfl.CONV_2D"
-CONTROL_FLOW = ("tfl.IF", "tfl.WHILE", "tfl.CALL_ONCE", "tfl.CALL")
 
 
 def kernel(node) -> tuple[int, int] | None:
@@ -313,12 +313,7 @@ def fused_activation(node, ctx):
 def subgraphs(graph, ctx):
     """TinyEngine reads subgraph 0 only; this model has {n} more subgraph(s){nodes}, whose
     operators would never run."""
-    extra = graph.metadata.get("tflite.subgraphs") or []
-    cf = [n for n in graph.nodes if n.op in CONTROL_FLOW]
-    if not extra and not cf:
-        return []
-    names = ", ".join(f"{n.name} ({n.op})" for n in cf)
-    return [{"n": len(extra), "nodes": f" (called by {names})" if names else ""}]
+    return subgraph_evidence(graph)
 
 
 def symbolic_values(graph):

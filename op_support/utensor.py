@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 
 from tinyir.formats.tflite_options import BUILTIN_CODES
+from tinyir.op_support.graph_shape import subgraph_evidence
 from tinyir.op_support.rules import GRAPH_SHAPE, UNSUPPORTED_OP, Table
 
 TABLE = Table("utensor", "uTensor",
@@ -42,7 +43,6 @@ TABLE.op("tfl.QUANTIZE", [("f32", "i8")], MAX_RANK, "TflmSymQuantOps::QuantizeOp
 TABLE.op("tfl.DEQUANTIZE", [("i8", "f32")], MAX_RANK, "TflmSymQuantOps::DequantizeOperator")
 
 SCHEMA_LAST = ("MATRIX_SET_DIAG", 115)  # last builtin code of utensor_cgen's tflite schema
-CONTROL_FLOW = ("tfl.IF", "tfl.WHILE", "tfl.CALL_ONCE", "tfl.CALL")
 WEIGHTED = ("tfl.CONV_2D", "tfl.DEPTHWISE_CONV_2D", "tfl.FULLY_CONNECTED")
 
 
@@ -124,12 +124,7 @@ def schema(graph, ctx):
 def subgraphs(graph, ctx):
     """utensor_cgen asserts "only 1 subgraph is supported"; this model has {n} more
     subgraph(s){nodes} and the generator stops while parsing it."""
-    extra = graph.metadata.get("tflite.subgraphs") or []
-    cf = [n for n in graph.nodes if n.op in CONTROL_FLOW]
-    if not extra and not cf:
-        return []
-    names = ", ".join(f"{n.name} ({n.op})" for n in cf)
-    return [{"n": len(extra), "nodes": f" (called by {names})" if names else ""}]
+    return subgraph_evidence(graph)
 
 
 @TABLE.graph_rule("utensor.graph.dynamic-shape")
