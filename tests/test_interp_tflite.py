@@ -21,10 +21,12 @@ import numpy as np
 import pytest
 
 import corpus
-from tinyir.graph import Graph
+from tfl_graph import one_op as _op
+from tfl_graph import q as _q
+from tfl_graph import t as _t
 from tinyir.interp import run
 from tinyir.interp import tfl_quant as fx
-from tinyir.types import DType, QuantParams, TensorType
+from tinyir.types import DType
 
 # ---- fixed-point primitives -----------------------------------------------------------
 
@@ -227,36 +229,6 @@ def test_corpus_model_matches_tflm(path, tmp_path):
 # child process.
 
 I8, I16, I32, F32 = DType.INT8, DType.INT16, DType.INT32, DType.FLOAT32
-
-
-def _q(scale, zp=0, axis=None):
-    scales = list(np.atleast_1d(scale))
-    zps = list(np.atleast_1d(zp)) if np.ndim(zp) else [zp] * len(scales)
-    return QuantParams(scales, zps, axis)
-
-
-def _t(shape, dtype, quant=None):
-    return TensorType(tuple(shape), dtype, quant)
-
-
-def _op(op, inputs, out_types, attrs=None):
-    """A graph with one ``op`` node.  ``inputs``: TensorType (graph input), (array,
-    TensorType) or array (constant), or None (omitted operand)."""
-    g = Graph("main", layout="NHWC")
-    operands = []
-    for i, spec in enumerate(inputs):
-        if spec is None:
-            operands.append(None)
-        elif isinstance(spec, TensorType):
-            operands.append(g.add_input(f"in{i}", spec))
-        elif isinstance(spec, tuple):
-            operands.append(g.add_const(f"c{i}", spec[0], spec[1]))
-        else:
-            operands.append(g.add_const(f"c{i}", np.asarray(spec)))
-    outs = [(f"out{i}", t) for i, t in enumerate(out_types)]
-    node = g.add_node(f"tfl.{op}", operands, outs, attrs or {})
-    g.outputs = list(node.outputs)
-    return g
 
 
 def _w(shape, seed=1, lo=-127, hi=128, dtype=np.int8):

@@ -21,45 +21,15 @@ import numpy as np
 import pytest
 
 import corpus
+from tfl_graph import one_op as _op
+from tfl_graph import q as _q
+from tfl_graph import t as _t
 from tinyir.graph import Graph
 from tinyir.op_support.check import check_graph, load_table
-from tinyir.types import DType, QuantParams, TensorType
+from tinyir.types import DType
 
 RUNS, SILENT = "runs", "silent"
 F32, I8, I16, I32, I64 = DType.FLOAT32, DType.INT8, DType.INT16, DType.INT32, DType.INT64
-
-
-def _q(scale, zp=0, axis=None):
-    scales = [float(s) for s in np.atleast_1d(scale)]
-    zps = [int(z) for z in np.atleast_1d(zp)] if np.ndim(zp) else [zp] * len(scales)
-    return QuantParams(scales, zps, axis)
-
-
-def _t(shape, dtype, quant=None):
-    return TensorType(tuple(shape), dtype, quant)
-
-
-def _op(op, inputs, out_types, attrs=None, metadata=None):
-    """One-node graph.  inputs: TensorType (graph input), (array, TensorType) or array
-    (constant), or None (omitted)."""
-    g = Graph("main", layout="NHWC")
-    operands = []
-    for i, spec in enumerate(inputs):
-        if spec is None:
-            operands.append(None)
-        elif isinstance(spec, TensorType):
-            operands.append(g.add_input(f"in{i}", spec))
-        elif isinstance(spec, tuple):
-            operands.append(g.add_const(f"c{i}", spec[0], spec[1]))
-        else:
-            operands.append(g.add_const(f"c{i}", np.asarray(spec)))
-    node = g.add_node(op if op.startswith("tfl.") else f"tfl.{op}", operands,
-                      [(f"out{i}", t) for i, t in enumerate(out_types)], attrs or {})
-    n_inter = (attrs or {}).get("intermediates", 0)
-    g.outputs = list(node.outputs[:len(node.outputs) - n_inter])
-    for k, v in (metadata or {}).items():
-        g.metadata[k] = v
-    return g
 
 
 def _w(shape, dtype=np.int8, seed=1):
