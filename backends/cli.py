@@ -53,14 +53,6 @@ def add_compile_parser(subparsers) -> None:
     p.set_defaults(fn=cmd_compile)
 
 
-def _to_tfl(graph):
-    from tinyir.backends.lowering import lower_for
-
-    if all(n.dialect == "tfl" for _, n in graph.walk()):
-        return graph
-    return lower_for("tflm", graph).graph
-
-
 def cmd_compile(args) -> int:
     from rich.console import Console
     from rich.markup import escape
@@ -73,7 +65,9 @@ def cmd_compile(args) -> int:
     table = getattr(mod, "CHECK_TABLE", args.backend)
     graph = load(args.model)
     report = check_model(graph, str(args.model), table)
-    lowered = _to_tfl(graph)
+    from tinyir.backends.lowering import lower_for
+
+    lowered = lower_for("tflm", graph).graph  # TFLite graphs come back as they are
     gaps = mod.uncovered(lowered) if hasattr(mod, "uncovered") else []
     err = Console(file=sys.stderr, soft_wrap=False, highlight=False)
     if not report.passed or gaps:
