@@ -53,3 +53,18 @@ def manifest() -> dict:
                 if isinstance(e, dict) and "file" in e:
                     out[f"{section}/{e['file']}"] = e
     return out
+
+
+def digits_train_images(n: int):
+    """The first ``n`` images of the digits training split that
+    trained/digits_results.json records (sklearn load_digits, pixel/16, stratified 75/25,
+    random_state=0), as float32 NCHW [n, 1, 8, 8].  Calibration data; never the test split."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None]
+    x_train = train_test_split(x, d.target, test_size=0.25, stratify=d.target,
+                               random_state=0)[0]
+    return x_train[:n]

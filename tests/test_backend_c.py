@@ -35,17 +35,6 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None or shutil.which("cc
                                 reason="needs make and a host C compiler")
 
 
-def _train_images(n: int) -> np.ndarray:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None]
-    x_train, _, _, _ = train_test_split(x, d.target, test_size=0.25, stratify=d.target,
-                                        random_state=0)
-    return x_train[:n]
-
-
 def covered_models(work: Path) -> dict[str, Path]:
     """name -> .tflite of every int8 corpus model the C backend covers, plus digits."""
     out = {}
@@ -53,7 +42,7 @@ def covered_models(work: Path) -> dict[str, Path]:
         g = tinyir.load(p)
         if not uncovered(g):
             out[p.stem] = p
-    np.savez(work / "calib.npz", input=_train_images(200))
+    np.savez(work / "calib.npz", input=corpus.digits_train_images(200))
     for name in ("digits_lenet_bn", "digits_resdw_bn"):
         g, _ = run_passes(tinyir.load(corpus.model(f"trained/{name}.onnx")),
                           f"fold-bn,quantize{{calib={work / 'calib.npz'}}}")

@@ -160,14 +160,8 @@ def test_round_to_min_channels_and_exclude():
 
 @pytest.fixture(scope="module")
 def calib(tmp_path_factory):
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-    d = load_digits()
-    x = (d.images / 16).astype(np.float32)[:, None]
-    xtr, _, _, _ = train_test_split(x, d.target, test_size=0.25, stratify=d.target,
-                                    random_state=0)
     path = tmp_path_factory.mktemp("calib") / "digits.npz"
-    np.savez(path, input=xtr[:100])
+    np.savez(path, input=corpus.digits_train_images(100))
     return str(path)
 
 

@@ -19,8 +19,8 @@ import pytest
 from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                       quantize_static)
 
+import corpus
 import tinyir
-from tests import corpus
 from tinyir.backends.lowering import lower_for
 from tinyir.formats.onnx_format import write_onnx_bytes
 from tinyir.interp import run
@@ -53,14 +53,8 @@ def _errors(graph) -> set[str]:
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
     trained = corpus.model("trained")
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None]
-    x_train = train_test_split(x, d.target, test_size=0.25, stratify=d.target,
-                               random_state=0)[0]
+    x_train = corpus.digits_train_images(200)
     test = np.load(trained / "digits_test.npz")
     tmp = tmp_path_factory.mktemp("qdq")
     calib = x_train[:200]

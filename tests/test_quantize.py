@@ -19,8 +19,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+import corpus
 import tinyir
-from tests import corpus
 from tinyir.errors import PassError
 from tinyir.formats.tflite_format import read_tflite, write_tflite_bytes
 from tinyir.interp import run
@@ -255,23 +255,11 @@ _TFLM = textwrap.dedent("""
 FLOAT_ACC = {"digits_lenet_bn": 0.99333, "digits_resdw_bn": 0.98667}  # digits_results.json
 
 
-def _train_images(n: int) -> np.ndarray:
-    """The first ``n`` images of the training split digits_results.json records."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None]
-    x_train, _, _, _ = train_test_split(x, d.target, test_size=0.25, stratify=d.target,
-                                        random_state=0)
-    return x_train[:n]
-
-
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     """{(model, variant): (graph, int8 test inputs, TFLM outputs, labels)}."""
     tmp = tmp_path_factory.mktemp("digits")
-    np.savez(tmp / "calib.npz", input=_train_images(200))
+    np.savez(tmp / "calib.npz", input=corpus.digits_train_images(200))
     test = np.load(corpus.model("trained/digits_test.npz"))
     results = json.loads(corpus.model("trained/digits_results.json").read_text())
     for name in FLOAT_ACC:
@@ -336,7 +324,7 @@ def test_quantized_digits_pass_the_tflm_check(digits):
 
 def test_cli_writes_a_full_int8_tflite(tmp_path):
     calib = tmp_path / "calib.npz"
-    np.savez(calib, input=_train_images(50))
+    np.savez(calib, input=corpus.digits_train_images(50))
     out = tmp_path / "m.tflite"
     proc = subprocess.run([sys.executable, "-m", "tinyir", "opt",
                            str(corpus.model("trained/digits_lenet_bn.onnx")), "-p",
