@@ -30,7 +30,7 @@ from tinyir.errors import UnsupportedError
 from tinyir.graph import Graph, Node, Value
 from tinyir.interp import tfl_quant as fx
 from tinyir.interp.core import KERNELS
-from tinyir.interp.tfl_common import activation, qparams, qscales, quant_act_range
+from tinyir.interp.tfl_common import qparams, qscales, quant_act_range
 
 CHECK_TABLE = "tflm"  # `tinyir check` table: the TFLite op set with TFLM arithmetic
 RUNTIME = Path(__file__).parent / "runtime"

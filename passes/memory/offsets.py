@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from tinyir.passes.memory.lifetimes import LiveRange
-from tinyir.passes.memory.tflm_planner import Placer, conflicts, greedy_offsets
+from tinyir.passes.memory.tflm_planner import Placer, greedy_offsets
 
 
 @dataclass(frozen=True)

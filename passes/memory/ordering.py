@@ -258,7 +258,6 @@ def _greedy(m: _Model, seg: list[int], done: int, peak: int, live: int):
     beam holds a single set -- with the costs kept up to date incrementally (remaining
     readers per buffer) instead of re-evaluated for every ready op.
     """
-    in_seg = set(seg)
     rank = {i: k for k, i in enumerate(seg)}
     todo = [i for i in seg if not done >> i & 1]
     rem = {}                      # buffer -> readers not yet run
