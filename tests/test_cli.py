@@ -154,3 +154,12 @@ def test_opt_bad_pipeline_and_output(tmp_path):
 def test_corpus_model_checks():
     r = tinyir("check", corpus.model("trained/digits_resdw_bn.onnx"), "--format", "json")
     assert r.returncode == 0, r.stderr
+
+
+def test_exit_code_is_the_verdict_even_when_the_reader_stops_early():
+    """`tinyir check m | head -1`: the closed pipe must not turn the verdict into 1."""
+    p = subprocess.Popen([sys.executable, "-m", "tinyir", "check", str(KWS_CNN)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert "deployable" in p.stdout.readline().decode()
+    p.stdout.close()
+    assert p.wait(timeout=120) == 0, p.stderr.read().decode()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from tinyir import __version__
@@ -31,7 +32,14 @@ class _UsageError(Exception):
 def _console(stream=None):
     from rich.console import Console
 
-    return Console(file=stream or sys.stdout, soft_wrap=False, highlight=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            """The reader went away (``tinyir check m | head``): stop printing but keep
+            going, so that the exit code is still the verdict (rich would exit 1)."""
+            self.quiet = True
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    return _Console(file=stream or sys.stdout, soft_wrap=False, highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------
